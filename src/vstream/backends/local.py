@@ -1,0 +1,254 @@
+"""vLLM's AsyncLLM (V1 engine) in this process, with its EngineCore in a child process.
+
+Everything here except ``render`` runs on the EngineHost's loop thread: AsyncLLM binds its
+output handler to the loop that first uses it, so it is built and used only there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import psutil
+
+from .. import logs
+from ..config import EngineConfig
+from ..errors import EngineDeadError, EngineStartError
+from ..models import resolve_model
+from ..streaming import CANCELLED, ERROR, Stream, TokenLogprob
+from .base import EngineInfo, Messages, Progress, RenderedPrompt
+
+
+class LocalBackend:
+    """One AsyncLLM built from an EngineConfig."""
+
+    def __init__(self, config: EngineConfig, device: str, verbose: bool) -> None:
+        self.config = config
+        self.device = device
+        self.verbose = verbose
+        self.info: EngineInfo | None = None
+        self._engine: Any = None
+        self._tokenizer: Any = None
+        self._pids: list[int] = []
+        self._sampling_params: Any = None
+        self._delta: Any = None
+        self._vllm_dead_error: type[BaseException] = RuntimeError
+
+    async def start(self, progress: Progress) -> EngineInfo:
+        logs.route_vllm_logs(self.verbose)
+        # Forking a kernel (ZMQ and IOPub threads, held locks) is unsafe; vLLM forces spawn only
+        # once CUDA is initialised, which the kernel process deliberately never does.
+        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+        path = await asyncio.to_thread(
+            resolve_model, self.config.model, allow_download=self.config.allow_download, progress=progress
+        )
+        progress("importing vLLM")
+        import torch
+        import vllm
+        from transformers import AutoTokenizer
+        from vllm import SamplingParams
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.async_llm import AsyncLLM
+        from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
+
+        logs.route_vllm_logs(self.verbose)  # vLLM configured its loggers on import
+        self._sampling_params, self._delta = SamplingParams, RequestOutputKind.DELTA
+        self._vllm_dead_error = VllmEngineDeadError
+        self._tokenizer = AutoTokenizer.from_pretrained(path)
+
+        args = AsyncEngineArgs(**self._engine_kwargs(path))
+        progress(f"starting the engine ({'eager' if self.config.enforce_eager else 'compiling, CUDA graphs'})")
+        before = _child_pids()
+        try:
+            with logs.children_write_to_log(not self.verbose):
+                self._engine = AsyncLLM.from_engine_args(args)
+        except Exception as exc:
+            raise EngineStartError(_start_failure(exc)) from exc
+        finally:
+            self._pids = sorted(_child_pids() - before)
+
+        vllm_config = self._engine.vllm_config
+        cache = vllm_config.cache_config
+        blocks = cache.num_gpu_blocks
+        self.info = EngineInfo(
+            model=self.config.model,
+            model_path=path,
+            device=self.device,
+            device_name=_device_name(self.device),
+            mode="eager" if self.config.enforce_eager else ("CUDA graphs" if self.device == "cuda" else "compiled"),
+            max_model_len=vllm_config.model_config.max_model_len,
+            kv_cache_tokens=blocks * cache.block_size if blocks else None,
+            backend="vLLM AsyncLLM (in-process)",
+            vllm_version=vllm.__version__,
+            torch_version=torch.__version__,
+            tensor_parallel_size=self.config.tensor_parallel_size,
+            pipeline_parallel_size=self.config.pipeline_parallel_size,
+        )
+        progress("warming up")
+        await self._warm_up()
+        return self.info
+
+    def _engine_kwargs(self, path: str) -> dict[str, Any]:
+        c = self.config
+        kwargs: dict[str, Any] = {
+            "model": path,
+            "tokenizer": path,
+            "served_model_name": c.model,
+            "dtype": c.dtype,
+            "enforce_eager": c.enforce_eager,
+            "gpu_memory_utilization": c.memory_share(self.device),
+            "tensor_parallel_size": c.tensor_parallel_size,
+            "pipeline_parallel_size": c.pipeline_parallel_size,
+            "seed": c.seed,
+            "disable_log_stats": True,
+        }
+        if c.max_model_len is not None:
+            kwargs["max_model_len"] = c.max_model_len
+        if c.max_num_seqs is not None:
+            kwargs["max_num_seqs"] = c.max_num_seqs
+        kwargs.update(dict(c.engine_args))
+        return kwargs
+
+    async def _warm_up(self) -> None:
+        # The first request pays one-off costs (allocations, kernel selection) that would
+        # otherwise land in the user's first TTFT.
+        ids = self._tokenizer("Hello", add_special_tokens=False)["input_ids"]
+        stream = Stream("vstream-warmup", "Hello", ids, {"max_tokens": 4, "temperature": 0.0})
+        await self.run(stream, RenderedPrompt("Hello", ids), {"max_tokens": 4, "temperature": 0.0})
+        if stream.error is not None:
+            raise EngineStartError(f"the engine started but failed its first request: {stream.error}")
+
+    def render(self, prompt: str | Messages, *, chat: bool, system: str | None) -> RenderedPrompt:
+        tokenizer = self._tokenizer
+        if isinstance(prompt, str) and not chat and system is None:
+            return RenderedPrompt(prompt, tokenizer(prompt, add_special_tokens=True)["input_ids"])
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+        if system is not None:
+            messages = [{"role": "system", "content": system}, *messages]
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError(f"model {self.config.model!r} has no chat template; pass a plain prompt instead")
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # The template already carries the special tokens it wants.
+        return RenderedPrompt(text, tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    async def run(self, stream: Stream, prompt: RenderedPrompt, sampling: dict[str, Any]) -> None:
+        params = self._sampling_params(**sampling, output_kind=self._delta)
+        want_logprobs = sampling.get("logprobs") is not None
+        try:
+            async for output in self._engine.generate(
+                {"prompt_token_ids": prompt.token_ids}, params, stream.request_id
+            ):
+                completion = output.outputs[0]
+                token_ids = list(completion.token_ids)
+                logprobs = _token_logprobs(completion.logprobs, token_ids) if want_logprobs else None
+                stream._feed(completion.text, token_ids, logprobs)
+                if output.finished:
+                    stream._finish(completion.finish_reason or "stop", stop_reason=completion.stop_reason)
+        except asyncio.CancelledError:
+            # generate() has already aborted the request in the engine before re-raising.
+            stream._finish(CANCELLED)
+        except self._vllm_dead_error:
+            stream._finish(ERROR, error=EngineDeadError(f"the engine died during request {stream.request_id}: {self.dead_reason() or 'see %vstream logs'}"))
+        except Exception as exc:
+            stream._finish(ERROR, error=exc)
+        finally:
+            if not stream.done:
+                stream._finish(ERROR, error=EngineDeadError("the engine ended the request without finishing it"))
+
+    def unfinished_requests(self) -> int:
+        return 0 if self._engine is None else int(self._engine.get_num_unfinished_requests())
+
+    def dead_reason(self) -> str | None:
+        engine = self._engine
+        if engine is None:
+            return None
+        try:
+            dead = bool(engine.errored)
+        except Exception:
+            dead = True
+        if not dead:
+            return None
+        gone = [pid for pid in self._pids if not psutil.pid_exists(pid)]
+        if gone:
+            return f"the EngineCore process (pid {', '.join(map(str, gone))}) exited"
+        return "the engine stopped responding"
+
+    def process_ids(self) -> list[int]:
+        return list(self._pids)
+
+    async def shutdown(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.shutdown()
+        _reap(self._pids)
+
+
+def _child_pids() -> set[int]:
+    # multiprocessing's resource tracker is shared by everything in the process: not ours to reap.
+    children = psutil.Process().children(recursive=True)
+    return {p.pid for p in children if not _is_resource_tracker(p)}
+
+
+def _is_resource_tracker(process: psutil.Process) -> bool:
+    try:
+        return any("resource_tracker" in part for part in process.cmdline())
+    except psutil.Error:
+        return False
+
+
+def _reap(pids: list[int], timeout: float = 10.0) -> None:
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    _gone, alive = psutil.wait_procs(procs, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _token_logprobs(positions: Any, token_ids: list[int]) -> list[TokenLogprob]:
+    out = []
+    for token_id, position in zip(token_ids, positions or (), strict=False):
+        if not position:
+            continue
+        chosen = position.get(token_id)
+        ranked = sorted(position.items(), key=lambda item: item[1].rank if item[1].rank is not None else 1 << 30)
+        top = tuple((entry.decoded_token or "", float(entry.logprob)) for _tid, entry in ranked)
+        if chosen is None:
+            continue
+        out.append(TokenLogprob(chosen.decoded_token or "", float(chosen.logprob), top))
+    return out
+
+
+def _device_name(device: str) -> str:
+    if device != "cuda":
+        import platform
+
+        return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    try:
+        from vllm.platforms import current_platform
+
+        return str(current_platform.get_device_name(0))
+    except Exception:
+        return "CUDA GPU"
+
+
+def _start_failure(exc: BaseException) -> str:
+    tail = logs.tail(200)
+    cause = logs.root_cause(tail)
+    text = f"{type(exc).__name__}: {exc}"
+    lowered = (text + " " + (cause or "")).lower()
+    if "memory" in lowered or "kv cache" in lowered:
+        hint = " Lower gpu_memory_utilization or max_model_len, or free memory held by another engine."
+    else:
+        hint = " Run `%vstream logs` (or vstream.engine().logs()) for the engine's full log."
+    detail = f" Root cause: {cause}." if cause and cause not in text else ""
+    return f"the engine failed to start: {text}.{detail}{hint}"

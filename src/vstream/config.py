@@ -1,0 +1,216 @@
+"""Engine and sampling settings: defaults per platform, and validation with specific messages.
+
+Validation happens here, in the caller's thread, so a bad value never reaches the engine and
+the error names the parameter and its allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import numbers
+import os
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import EngineConfigError, SamplingError
+from .models import EMBEDDED_MODEL
+
+# Share of device memory the engine may take. On vLLM's CPU backend the same knob is a share of
+# system memory, where vLLM's 0.92 default fails; on a GPU a notebook should not take 90% of it.
+_MEMORY_SHARE = {"cpu": 0.2, "cuda": 0.4}
+
+
+def detect_device() -> str:
+    """``cuda`` when an NVIDIA GPU is visible, else ``cpu``; never initialises CUDA here.
+
+    The kernel process must not create a CUDA context of its own (it would hold GPU memory for
+    the life of the kernel), so this asks the driver's tool rather than torch.
+    """
+    forced = os.environ.get("VSTREAM_DEVICE")
+    if forced:
+        return forced
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return "cpu"
+    if shutil.which("nvidia-smi") or os.path.exists("/dev/nvidiactl"):
+        return "cuda"
+    return "cpu"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineConfig:
+    """What identifies an engine: changing any field means a restart.
+
+    ``enforce_eager=True`` starts fast (no compilation, no CUDA graphs); ``False`` spends start-up
+    time on torch.compile and CUDA graphs to decode faster on a GPU.
+    """
+
+    model: str = EMBEDDED_MODEL
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+    enforce_eager: bool = True
+    max_num_seqs: int | None = None
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    seed: int = 0
+    allow_download: bool = False
+    engine_args: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_kwargs(cls, base: EngineConfig | None = None, **kwargs: Any) -> EngineConfig:
+        """Build from keyword arguments, starting from ``base``; unknown names are errors."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(kwargs) - fields
+        if unknown:
+            name = sorted(unknown)[0]
+            hint = difflib.get_close_matches(name, fields, n=1)
+            raise EngineConfigError(
+                f"unknown engine option {name!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + "; pass other AsyncEngineArgs through engine_args={...}"
+            )
+        if "engine_args" in kwargs and isinstance(kwargs["engine_args"], Mapping):
+            kwargs["engine_args"] = tuple(sorted(kwargs["engine_args"].items()))
+        config = dataclasses.replace(base or cls(), **kwargs)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise EngineConfigError(f"model must be a non-empty string, got {self.model!r}")
+        share = self.gpu_memory_utilization
+        if share is not None and not (_is_real(share) and 0.0 < share <= 1.0):
+            raise EngineConfigError(f"gpu_memory_utilization must be in (0, 1], got {share!r}")
+        if self.max_model_len is not None and not (_is_int(self.max_model_len) and self.max_model_len >= 16):
+            raise EngineConfigError(f"max_model_len must be an integer ≥ 16, got {self.max_model_len!r}")
+        for name in ("tensor_parallel_size", "pipeline_parallel_size"):
+            value = getattr(self, name)
+            if not (_is_int(value) and value >= 1):
+                raise EngineConfigError(f"{name} must be an integer ≥ 1, got {value!r}")
+        if self.max_num_seqs is not None and not (_is_int(self.max_num_seqs) and self.max_num_seqs >= 1):
+            raise EngineConfigError(f"max_num_seqs must be an integer ≥ 1, got {self.max_num_seqs!r}")
+        if not isinstance(self.enforce_eager, bool):
+            raise EngineConfigError(f"enforce_eager must be True or False, got {self.enforce_eager!r}")
+
+    def memory_share(self, device: str) -> float:
+        if self.gpu_memory_utilization is not None:
+            return self.gpu_memory_utilization
+        return _MEMORY_SHARE.get(device, 0.4)
+
+    def describe_changes(self, other: EngineConfig) -> str:
+        changed = [
+            f"{f.name}: {getattr(self, f.name)!r} → {getattr(other, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        ]
+        return ", ".join(changed)
+
+
+# --- sampling ---------------------------------------------------------------------------------
+
+# Like vLLM's streaming example, but with room for a paragraph (vLLM's own default is 16 tokens).
+DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.8, "top_p": 0.95, "max_tokens": 256}
+
+MAX_LOGPROBS = 20  # vLLM's default max_logprobs
+MAX_STOP_STRINGS = 16
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _real(name: str, value: Any, low: float, high: float, *, low_open: bool = False, hint: str = "") -> float:
+    bracket = "(" if low_open else "["
+    bounds = f"{bracket}{low:g}, {high:g}]" if math.isfinite(high) else f"{bracket}{low:g}, ∞)"
+    ok = _is_real(value) and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        kind = "a finite number" if not _is_real(value) else "a number"
+        raise SamplingError(f"{name} must be {kind} in {bounds}, got {value!r}{hint}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, low: int, high: float, *, extra: str = "") -> int:
+    if not _is_int(value) or value < low or value > high:
+        bounds = f"[{low}, {int(high)}]" if math.isfinite(high) else f"≥ {low}"
+        raise SamplingError(f"{name} must be an integer {bounds}{extra}, got {value!r}")
+    return int(value)
+
+
+def _stop(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise SamplingError(f"stop must be a string or a list of strings, got {type(value).__name__}")
+    if len(items) > MAX_STOP_STRINGS:
+        raise SamplingError(f"stop takes at most {MAX_STOP_STRINGS} strings, got {len(items)}")
+    out = []
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise SamplingError(f"stop strings must be non-empty strings, got {item!r}")
+        _check_text("stop", item)
+        out.append(item)
+    return out
+
+
+def _check_text(name: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SamplingError(
+            f"{name} contains text that is not valid Unicode (a lone surrogate at index {exc.start})"
+        ) from None
+
+
+_VALIDATORS = {
+    "temperature": lambda v: _real("temperature", v, 0.0, 100.0, hint=" (0 means greedy)"),
+    "top_p": lambda v: _real("top_p", v, 0.0, 1.0, low_open=True),
+    "top_k": lambda v: _integer("top_k", v, -1, math.inf, extra=" (-1 or 0 disable it)"),
+    "min_p": lambda v: _real("min_p", v, 0.0, 1.0),
+    "max_tokens": lambda v: _integer("max_tokens", v, 1, math.inf),
+    "min_tokens": lambda v: _integer("min_tokens", v, 0, math.inf),
+    "seed": lambda v: None if v is None else _integer("seed", v, 0, 2**63 - 1),
+    "stop": lambda v: None if v is None else _stop(v),
+    "repetition_penalty": lambda v: _real("repetition_penalty", v, 0.0, 10.0, low_open=True),
+    "presence_penalty": lambda v: _real("presence_penalty", v, -2.0, 2.0),
+    "frequency_penalty": lambda v: _real("frequency_penalty", v, -2.0, 2.0),
+    "ignore_eos": lambda v: _flag("ignore_eos", v),
+    "logprobs": lambda v: None if v is None else _integer("logprobs", v, 0, MAX_LOGPROBS),
+}
+
+SAMPLING_PARAMETERS = tuple(_VALIDATORS)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SamplingError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def validate_sampling(params: Mapping[str, Any], *, max_model_len: int | None = None) -> dict[str, Any]:
+    """Return the checked sampling settings (defaults filled in), or raise ``SamplingError``."""
+    unknown = set(params) - set(_VALIDATORS)
+    if unknown:
+        name = sorted(unknown)[0]
+        hint = difflib.get_close_matches(name, _VALIDATORS, n=1)
+        raise SamplingError(
+            f"unknown sampling parameter {name!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + f"; known: {', '.join(SAMPLING_PARAMETERS)}"
+        )
+    merged = {**DEFAULT_SAMPLING, **params}
+    checked = {name: _VALIDATORS[name](value) for name, value in merged.items()}
+    if max_model_len is not None and checked["max_tokens"] > max_model_len:
+        raise SamplingError(
+            f"max_tokens must be ≤ the model's context of {max_model_len} tokens, got {checked['max_tokens']}"
+        )
+    if checked.get("min_tokens", 0) > checked["max_tokens"]:
+        raise SamplingError(
+            f"min_tokens ({checked['min_tokens']}) must be ≤ max_tokens ({checked['max_tokens']})"
+        )
+    return {name: value for name, value in checked.items() if value is not None}

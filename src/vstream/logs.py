@@ -1,0 +1,150 @@
+"""Keep vLLM's log flood out of the notebook, and keep it on file for ``%vstream logs``.
+
+vLLM logs from the kernel process and from its EngineCore process. Both are routed to one file:
+
+* the environment tells vLLM (in every process, since children inherit it) to configure its
+  loggers from a dictConfig that writes to the file;
+* loggers already set up in this process are re-pointed at the same file;
+* the engine's child processes are spawned with stdout/stderr on the file too, so their
+  progress bars and C-level prints do not land in the cell (ipykernel forwards fd 1/2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing.process
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+from .models import cache_dir
+
+_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
+_spawn_lock = threading.Lock()
+
+
+def log_file() -> Path:
+    """The log of this kernel's engine(s)."""
+    path = cache_dir() / "logs" / f"engine-{os.getpid()}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def route_vllm_logs(verbose: bool) -> None:
+    """Point vLLM's logging (this process and future children) at the log file, unless verbose."""
+    if verbose:
+        os.environ.pop("VLLM_LOGGING_CONFIG_PATH", None)
+        os.environ["VLLM_CONFIGURE_LOGGING"] = "1"
+        _restore_console_handlers()
+        return
+    path = log_file()
+    config_path = path.with_suffix(".logging.json")
+    config_path.write_text(json.dumps(_dict_config(path)))
+    os.environ["VLLM_CONFIGURE_LOGGING"] = "1"
+    os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(config_path)
+    _point_loaded_loggers_at(path)
+
+
+def _dict_config(path: Path) -> dict[str, object]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": _FORMAT}},
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "filename": str(path),
+                "formatter": "plain",
+                "level": "DEBUG",
+            }
+        },
+        "loggers": {"vllm": {"handlers": ["file"], "level": "INFO", "propagate": False}},
+    }
+
+
+_console_handlers: list[logging.Handler] = []
+
+
+def _point_loaded_loggers_at(path: Path) -> None:
+    vllm_logger = logging.getLogger("vllm")
+    for handler in list(vllm_logger.handlers):
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            _console_handlers.append(handler)
+            vllm_logger.removeHandler(handler)
+    if not any(getattr(h, "_vstream", False) for h in vllm_logger.handlers):
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        handler._vstream = True  # type: ignore[attr-defined]
+        vllm_logger.addHandler(handler)
+    vllm_logger.propagate = False
+    if vllm_logger.level == logging.NOTSET:
+        vllm_logger.setLevel(logging.INFO)
+
+
+def _restore_console_handlers() -> None:
+    vllm_logger = logging.getLogger("vllm")
+    for handler in list(vllm_logger.handlers):
+        if getattr(handler, "_vstream", False):
+            vllm_logger.removeHandler(handler)
+            handler.close()
+    while _console_handlers:
+        vllm_logger.addHandler(_console_handlers.pop())
+
+
+@contextlib.contextmanager
+def children_write_to_log(enabled: bool) -> Iterator[None]:
+    """While active, processes started by ``multiprocessing`` inherit the log file as stdout/stderr.
+
+    The descriptors are swapped only for the instant of each ``Process.start()``, so the rest of
+    the kernel keeps its own output.
+    """
+    if not enabled:
+        yield
+        return
+    original_start = multiprocessing.process.BaseProcess.start
+    path = log_file()
+
+    def start_with_log(process: multiprocessing.process.BaseProcess) -> None:
+        with _spawn_lock, open(path, "ab", buffering=0) as sink:
+            for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            saved = [os.dup(1), os.dup(2)]
+            try:
+                os.dup2(sink.fileno(), 1)
+                os.dup2(sink.fileno(), 2)
+                original_start(process)
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                for fd in saved:
+                    os.close(fd)
+
+    multiprocessing.process.BaseProcess.start = start_with_log  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        multiprocessing.process.BaseProcess.start = original_start  # type: ignore[method-assign]
+
+
+def tail(lines: int = 40, path: Path | None = None) -> list[str]:
+    """The last ``lines`` lines of the engine log."""
+    target = path or log_file()
+    if not target.exists():
+        return []
+    with open(target, errors="replace") as handle:
+        return [line.rstrip("\n") for line in deque(handle, maxlen=lines)]
+
+
+def root_cause(lines: list[str]) -> str | None:
+    """The most telling error line of a failed start, e.g. an out-of-memory or a missing file."""
+    keys = ("Error", "error:", "Exception", "memory", "No such file", "not found", "Traceback")
+    for line in reversed(lines):
+        if any(key in line for key in keys) and "Traceback" not in line:
+            return line.strip()
+    return None
