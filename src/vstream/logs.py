@@ -5,8 +5,8 @@ vLLM logs from the kernel process and from its EngineCore process. Both are rout
 * the environment tells vLLM (in every process, since children inherit it) to configure its
   loggers from a dictConfig that writes to the file;
 * loggers already set up in this process are re-pointed at the same file;
-* the engine's child processes are spawned with stdout/stderr on the file too, so their
-  progress bars and C-level prints do not land in the cell (ipykernel forwards fd 1/2).
+* the engine's child processes are spawned with stdout/stderr on the file too (see
+  ``spawning``), so their progress bars and C-level prints do not land in the cell.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing.process
 import os
-import sys
-import threading
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +22,6 @@ from pathlib import Path
 from .models import cache_dir
 
 _FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
-_spawn_lock = threading.Lock()
 
 
 def log_file() -> Path:
@@ -96,42 +92,6 @@ def _restore_console_handlers() -> None:
         vllm_logger.addHandler(_console_handlers.pop())
 
 
-@contextlib.contextmanager
-def children_write_to_log(enabled: bool) -> Iterator[None]:
-    """While active, processes started by ``multiprocessing`` inherit the log file as stdout/stderr.
-
-    The descriptors are swapped only for the instant of each ``Process.start()``, so the rest of
-    the kernel keeps its own output.
-    """
-    if not enabled:
-        yield
-        return
-    original_start = multiprocessing.process.BaseProcess.start
-    path = log_file()
-
-    def start_with_log(process: multiprocessing.process.BaseProcess) -> None:
-        with _spawn_lock, open(path, "ab", buffering=0) as sink:
-            for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-                with contextlib.suppress(Exception):
-                    stream.flush()
-            saved = [os.dup(1), os.dup(2)]
-            try:
-                os.dup2(sink.fileno(), 1)
-                os.dup2(sink.fileno(), 2)
-                original_start(process)
-            finally:
-                os.dup2(saved[0], 1)
-                os.dup2(saved[1], 2)
-                for fd in saved:
-                    os.close(fd)
-
-    multiprocessing.process.BaseProcess.start = start_with_log  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        multiprocessing.process.BaseProcess.start = original_start  # type: ignore[method-assign]
-
-
 def tail(lines: int = 40, path: Path | None = None) -> list[str]:
     """The last ``lines`` lines of the engine log."""
     target = path or log_file()
@@ -145,6 +105,6 @@ def root_cause(lines: list[str]) -> str | None:
     """The most telling error line of a failed start, e.g. an out-of-memory or a missing file."""
     keys = ("Error", "error:", "Exception", "memory", "No such file", "not found", "Traceback")
     for line in reversed(lines):
-        if any(key in line for key in keys) and "Traceback" not in line:
+        if any(key in line for key in keys) and "Traceback" not in line and "vstream" not in line:
             return line.strip()
     return None

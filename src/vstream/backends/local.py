@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from .. import logs
+from .. import logs, spawning
 from ..config import EngineConfig
 from ..errors import EngineDeadError, EngineStartError
 from ..models import resolve_model
@@ -62,7 +62,7 @@ class LocalBackend:
         progress(f"starting the engine ({'eager' if self.config.enforce_eager else 'compiling, CUDA graphs'})")
         before = _child_pids()
         try:
-            with logs.children_write_to_log(not self.verbose):
+            with spawning.engine_children(None if self.verbose else logs.log_file()):
                 self._engine = AsyncLLM.from_engine_args(args)
         except Exception as exc:
             raise EngineStartError(_start_failure(exc)) from exc

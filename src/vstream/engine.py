@@ -1,0 +1,387 @@
+"""EngineHost: the one engine of this kernel, on its own event-loop thread.
+
+::
+
+    cell / widget click (kernel main thread, never blocked unless a cell asks to wait)
+        │ host.stream(prompt, **sampling)  → validates, tokenizes, returns a Stream at once
+        ▼
+    EngineHost ── run_coroutine_threadsafe ──►  loop thread: Backend (AsyncLLM) feeds the Stream
+        ▲                                                         │
+        └──────── readers: for / async for / refreshers ◄─────────┘
+
+Why a thread: AsyncLLM binds its output handler to the loop that first uses it, and the
+kernel's own loop is busy and re-entered by cells. One dedicated loop avoids nest-asyncio.
+
+``vstream.engine(**config)`` returns the host; the same config gives the same host, another
+config restarts it. The engine stops on ``shutdown()``, at ``%unload_ext`` and at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import dataclasses
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from . import logs
+from .backends.base import Backend, EngineInfo, Messages, RenderedPrompt
+from .config import EngineConfig, detect_device, validate_sampling
+from .errors import EngineDeadError, EngineNotRunningError, EngineStartError, SamplingError
+from .streaming import CANCELLED, Stream
+
+STARTING, READY, FAILED, STOPPED = "starting", "ready", "failed", "stopped"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineStatus:
+    state: str
+    elapsed_s: float
+    phase: str
+    info: EngineInfo | None
+    error: str | None
+
+    def __str__(self) -> str:
+        if self.state == READY and self.info is not None:
+            return f"ready: {self.info.describe()} (started in {self.elapsed_s:.1f} s)"
+        if self.state == STARTING:
+            return f"starting ({self.phase}, {self.elapsed_s:.0f} s)"
+        if self.state == FAILED:
+            return f"failed: {self.error}"
+        return "stopped"
+
+
+class EngineHost:
+    """Owns the loop thread and the backend; all engine state lives here."""
+
+    def __init__(self, config: EngineConfig, *, device: str | None = None, verbose: bool = False) -> None:
+        self.config = config
+        self.device = device or detect_device()
+        self.verbose = verbose
+        self._backend: Backend | None = None
+        self._state = STOPPED
+        self._phase = ""
+        self._error: str | None = None
+        self._started_at = 0.0
+        self._ready_at: float | None = None
+        self._ready = threading.Event()
+        self._lock = threading.RLock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._requests: dict[str, Stream] = {}
+        self._counter = itertools.count(1)
+        self._listeners: list[Callable[[EngineStatus], None]] = []
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self, wait: bool = False, timeout: float | None = None) -> EngineHost:
+        """Start the engine (in the background unless ``wait``); a no-op if already started."""
+        with self._lock:
+            if self._state in (STOPPED, FAILED):
+                self._launch()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def _launch(self) -> None:
+        from .backends.local import LocalBackend
+
+        self._state, self._phase, self._error = STARTING, "preparing", None
+        self._started_at, self._ready_at = time.perf_counter(), None
+        self._ready.clear()
+        self._backend = LocalBackend(self.config, self.device, self.verbose)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="vstream-engine-loop", daemon=True
+        )
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._boot(self._backend), self._loop)
+        self._notify()
+
+    async def _boot(self, backend: Backend) -> None:
+        try:
+            await backend.start(self._set_phase)
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a status, not a dead thread
+            message = str(exc) if isinstance(exc, (EngineStartError, LookupError)) else f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self._state, self._error = FAILED, message
+                self._ready_at = time.perf_counter()
+            self._ready.set()
+            self._notify()
+            try:
+                await backend.shutdown()
+            except Exception:
+                pass
+            return
+        with self._lock:
+            self._state, self._phase = READY, "ready"
+            self._ready_at = time.perf_counter()
+        self._ready.set()
+        self._notify()
+
+    def _set_phase(self, phase: str) -> None:
+        self._phase = phase
+        self._notify()
+
+    def wait_ready(self, timeout: float | None = None) -> EngineInfo:
+        """Block until the engine is ready; raise ``EngineStartError`` with the cause if it failed."""
+        if self._state == STOPPED:
+            raise EngineNotRunningError("the engine is stopped: call vstream.engine() or %vstream start")
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"the engine is still starting after {timeout} s ({self._phase})")
+        if self._state == FAILED:
+            raise EngineStartError(self._error or "the engine failed to start")
+        if self._state != READY or self._backend is None or self._backend.info is None:
+            raise EngineNotRunningError(f"the engine is {self._state}")
+        return self._backend.info
+
+    def restart(self, **changes: Any) -> EngineHost:
+        """Stop the engine and start it again, with ``changes`` applied to its config."""
+        config = EngineConfig.from_kwargs(self.config, **changes)
+        self.shutdown()
+        self.config = config
+        return self.start()
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop the engine and its processes, cancelling running requests. Idempotent."""
+        with self._lock:
+            loop, thread, backend = self._loop, self._thread, self._backend
+            if loop is None:
+                self._state = STOPPED
+                return
+            self._loop = self._thread = None
+            self._backend = None
+            for stream in list(self._requests.values()):
+                stream._canceller = None
+                stream._finish(CANCELLED)
+            self._requests.clear()
+        if backend is not None and loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(self._stop_backend(backend), loop)
+            try:
+                future.result(timeout)
+            except Exception:
+                pass
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=10)
+        if not loop.is_running():
+            loop.close()
+        with self._lock:
+            self._state, self._phase = STOPPED, "stopped"
+            self._ready.set()
+        self._notify()
+
+    async def _stop_backend(self, backend: Backend) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await backend.shutdown()
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def render(self, prompt: str | Messages, *, chat: bool = False, system: str | None = None) -> RenderedPrompt:
+        """The prompt as the model will see it (chat template applied), waiting for readiness."""
+        self.wait_ready()
+        assert self._backend is not None
+        _check_prompt(prompt)
+        return self._backend.render(prompt, chat=chat, system=system)
+
+    def stream(
+        self,
+        prompt: str | Messages,
+        *,
+        chat: bool = False,
+        system: str | None = None,
+        request_id: str | None = None,
+        **sampling: Any,
+    ) -> Stream:
+        """Submit a prompt (text, or chat messages) and return its Stream at once.
+
+        Sampling settings are checked before anything reaches the engine; waits for the engine
+        if it is still starting.
+        """
+        info = self.wait_ready()
+        checked = validate_sampling(sampling, max_model_len=info.max_model_len)
+        rendered = self.render(prompt, chat=chat, system=system)
+        room = info.max_model_len - len(rendered.token_ids)
+        if room < 1:
+            raise SamplingError(
+                f"the prompt is {len(rendered.token_ids)} tokens, which fills the model's context of "
+                f"{info.max_model_len}: shorten it"
+            )
+        if checked["max_tokens"] > room:
+            raise SamplingError(
+                f"max_tokens must be ≤ {room} for this prompt ({len(rendered.token_ids)} prompt tokens, "
+                f"context {info.max_model_len}), got {checked['max_tokens']}"
+            )
+        return self._submit(rendered, checked, request_id)
+
+    def _submit(self, rendered: RenderedPrompt, sampling: dict[str, Any], request_id: str | None) -> Stream:
+        request_id = request_id or f"vs-{next(self._counter)}-{uuid.uuid4().hex[:8]}"
+        stream = Stream(request_id, rendered.text, rendered.token_ids, sampling)
+        with self._lock:
+            loop, backend = self._loop, self._backend
+            if loop is None or backend is None or self._state != READY:
+                raise EngineNotRunningError(f"the engine is {self._state}")
+            dead = backend.dead_reason()
+            if dead:
+                self._mark_dead(dead)
+                raise EngineDeadError(f"the engine is dead ({dead}); run vstream.engine().restart()")
+            self._requests[request_id] = stream
+        future = asyncio.run_coroutine_threadsafe(self._run(backend, stream, rendered, sampling), loop)
+        stream._canceller = future.cancel
+        return stream
+
+    async def _run(self, backend: Backend, stream: Stream, rendered: RenderedPrompt, sampling: dict[str, Any]) -> None:
+        try:
+            await backend.run(stream, rendered, sampling)
+        finally:
+            self._requests.pop(stream.request_id, None)
+            if stream.error is not None and isinstance(stream.error, EngineDeadError):
+                self._mark_dead(backend.dead_reason() or str(stream.error))
+
+    def generate(self, prompt: str | Messages, **kwargs: Any) -> Stream:
+        """Like ``stream`` but waits for the end (Ctrl-C cancels)."""
+        return self.stream(prompt, **kwargs).wait()
+
+    def _mark_dead(self, reason: str) -> None:
+        with self._lock:
+            if self._state == READY:
+                self._state, self._error = FAILED, f"the engine died: {reason}. Run restart() to bring it back."
+        self._notify()
+
+    # --- introspection --------------------------------------------------------------------------
+
+    def status(self) -> EngineStatus:
+        backend = self._backend
+        if self._state == READY and backend is not None:
+            dead = backend.dead_reason()
+            if dead:
+                self._mark_dead(dead)
+        end = self._ready_at if self._ready_at is not None else time.perf_counter()
+        elapsed = end - self._started_at if self._started_at else 0.0
+        return EngineStatus(self._state, elapsed, self._phase, backend.info if backend else None, self._error)
+
+    @property
+    def state(self) -> str:
+        return self.status().state
+
+    @property
+    def info(self) -> EngineInfo | None:
+        return self._backend.info if self._backend is not None else None
+
+    def unfinished_requests(self) -> int:
+        """Requests the engine still holds, read on the engine's own loop."""
+        loop, backend = self._loop, self._backend
+        if loop is None or backend is None or self._state != READY:
+            return 0
+        future = asyncio.run_coroutine_threadsafe(_call(backend.unfinished_requests), loop)
+        return future.result(10)
+
+    def running_streams(self) -> list[Stream]:
+        return list(self._requests.values())
+
+    def process_ids(self) -> list[int]:
+        backend = self._backend
+        return backend.process_ids() if backend is not None else []
+
+    def logs(self, lines: int = 40) -> list[str]:
+        return logs.tail(lines)
+
+    def add_listener(self, callback: Callable[[EngineStatus], None]) -> Callable[[], None]:
+        """Call ``callback(status)`` on every state or phase change; returns an unsubscribe."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    def _notify(self) -> None:
+        status = self.status() if self._listeners else None
+        for callback in list(self._listeners):
+            try:
+                callback(status)  # type: ignore[arg-type]
+            except Exception:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<EngineHost {self.status()}>"
+
+
+async def _call(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+def _check_prompt(prompt: Any) -> None:
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise SamplingError("prompt is empty: give the model some text to continue")
+        _check_unicode("prompt", prompt)
+        return
+    if not isinstance(prompt, (list, tuple)) or not prompt:
+        raise SamplingError(f"prompt must be a string or a non-empty list of chat messages, got {type(prompt).__name__}")
+    for i, message in enumerate(prompt):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or not isinstance(message.get("content"), str):
+            raise SamplingError(f"chat message {i} must be a dict with string 'role' and 'content', got {message!r}")
+        if message["role"] not in {"system", "user", "assistant"}:
+            raise SamplingError(f"chat message {i} has role {message['role']!r}; use 'system', 'user' or 'assistant'")
+        _check_unicode(f"chat message {i}", message["content"])
+
+
+def _check_unicode(name: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SamplingError(f"{name} contains a lone surrogate at index {exc.start}: not valid Unicode") from None
+
+
+# --- the one host of this process ---------------------------------------------------------------
+
+_host: EngineHost | None = None
+_host_lock = threading.Lock()
+
+
+def engine(*, wait: bool = False, verbose: bool | None = None, **config: Any) -> EngineHost:
+    """The kernel's engine host, started in the background if needed.
+
+    Called again with the same (or no) settings it returns the same host; with different engine
+    settings it restarts the engine with them and says so.
+    """
+    global _host
+    with _host_lock:
+        if _host is None:
+            _host = EngineHost(EngineConfig.from_kwargs(**config), verbose=bool(verbose))
+            atexit.register(_shutdown_at_exit)
+        else:
+            wanted = EngineConfig.from_kwargs(_host.config, **config)
+            if verbose is not None:
+                _host.verbose = verbose
+            if wanted != _host.config and _host.state != STOPPED:
+                print(f"vstream: restarting the engine ({_host.config.describe_changes(wanted)})")
+                _host.restart(**{f.name: getattr(wanted, f.name) for f in dataclasses.fields(wanted)})
+            else:
+                _host.config = wanted
+        host = _host
+    host.start(wait=wait)
+    return host
+
+
+def current() -> EngineHost | None:
+    """The host if one was created, without starting anything."""
+    return _host
+
+
+def shutdown() -> None:
+    """Stop the kernel's engine if there is one."""
+    if _host is not None:
+        _host.shutdown()
+
+
+def _shutdown_at_exit() -> None:
+    try:
+        shutdown()
+    except Exception:
+        pass
+
