@@ -1,0 +1,48 @@
+"""Follow running streams and repaint a view at a bounded rate (rich's Live, tqdm's mininterval).
+
+``follow`` blocks the calling thread: the magic calls it on the kernel's main thread (so Ctrl-C
+lands here and cancels the requests), the panel on a worker thread of its own (so a busy cell
+does not freeze the panel).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from .streaming import Stream
+from .throttle import DEFAULT_RATE, Throttle
+
+Paint = Callable[[bool], None]  # paint(final)
+
+
+def follow(streams: Sequence[Stream], paint: Paint, *, rate: float = DEFAULT_RATE) -> Throttle:
+    """Repaint while ``streams`` run, at most ``rate`` times a second; always paint the end.
+
+    KeyboardInterrupt cancels every stream in the engine, paints the partial result, re-raises.
+    Returns the throttle, whose ``updates`` counts the repaints.
+    """
+    throttle = Throttle(rate)
+    seen = -1
+    try:
+        while True:
+            version = sum(stream.version for stream in streams)
+            finished = all(stream.done for stream in streams)
+            if finished:
+                break
+            if version != seen and throttle.due():
+                seen = version
+                paint(False)
+                throttle.mark()
+            time.sleep(max(throttle.wait_time(), throttle.interval / 4))
+    except KeyboardInterrupt:
+        for stream in streams:
+            stream.cancel(wait=False)
+        for stream in streams:
+            stream.cancel(wait=True)
+        paint(True)
+        throttle.mark()
+        raise
+    paint(True)
+    throttle.mark()
+    return throttle

@@ -1,0 +1,99 @@
+"""HTML for streamed text, status lines and logprob colouring.
+
+Model output and user prompts are untrusted: every string that becomes HTML passes through
+``escape`` here, and nothing else in vstream builds HTML from text.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+from .streaming import CANCELLED, ERROR, Stream, TokenLogprob
+
+
+def escape(text: str) -> str:
+    """Text → HTML that shows the text literally (quotes too, so it is safe in attributes)."""
+    return html.escape(text, quote=True)
+
+
+def text_block(text: str, *, cursor: bool = False) -> str:
+    caret = '<span class="vstream-cursor">▌</span>' if cursor else ""
+    return (
+        '<pre class="vstream-text" style="white-space:pre-wrap;word-break:break-word;'
+        'margin:0;font-family:var(--jp-code-font-family,monospace)">'
+        f"{escape(text)}{caret}</pre>"
+    )
+
+
+def probability_colour(logprob: float) -> str:
+    """Green for likely tokens through yellow to red for unlikely ones (p on a log scale)."""
+    p = math.exp(max(logprob, -30.0))
+    # Map p in [1e-4, 1] onto hue 0 (red) .. 120 (green); below 1e-4 stays red.
+    position = min(1.0, max(0.0, (math.log10(max(p, 1e-4)) + 4.0) / 4.0))
+    return f"hsla({position * 120:.0f}, 80%, 45%, 0.28)"
+
+
+def logprob_tokens(tokens: Sequence[TokenLogprob]) -> str:
+    """Each token on a background coloured by its probability; hovering lists the alternatives."""
+    spans = []
+    for token in tokens:
+        alternatives = "\n".join(
+            f"{'▶ ' if alt == token.token else '  '}{alt!r}: {math.exp(lp):.1%}" for alt, lp in token.top
+        )
+        title = f"{token.token!r}: p = {math.exp(token.logprob):.1%}" + (f"\n{alternatives}" if alternatives else "")
+        spans.append(
+            f'<span class="vstream-token" style="background:{probability_colour(token.logprob)}" '
+            f'title="{escape(title)}">{escape(token.token)}</span>'
+        )
+    return (
+        '<pre class="vstream-text vstream-logprobs" style="white-space:pre-wrap;word-break:break-word;'
+        'margin:0;font-family:var(--jp-code-font-family,monospace)">' + "".join(spans) + "</pre>"
+    )
+
+
+def status_line(stream: Stream) -> str:
+    """TTFT, tokens, tokens/s and how the request ended, as plain text."""
+    parts = [stream.metrics.summary()]
+    if stream.done:
+        reason = stream.finish_reason or "?"
+        if reason == ERROR and stream.error is not None:
+            reason = f"error: {stream.error}"
+        elif reason == "stop" and isinstance(stream.stop_reason, str):
+            reason = f"stop ({stream.stop_reason!r})"
+        elif reason == CANCELLED:
+            reason = "cancelled"
+        parts.append(f"finish: {reason}")
+    else:
+        parts.append("streaming…")
+    return " · ".join(parts)
+
+
+def stream_card(stream: Stream, *, title: str | None = None, logprobs: bool = False) -> str:
+    """One stream as HTML: optional title, the text (or coloured tokens), and its status line."""
+    if logprobs and stream.logprobs is not None:
+        body = logprob_tokens(stream.logprobs)
+    else:
+        body = text_block(stream.text, cursor=not stream.done)
+    colour = "var(--jp-error-color1,#c00)" if stream.finish_reason == ERROR else "var(--jp-ui-font-color2,#666)"
+    head = f'<div class="vstream-title" style="font-weight:600">{escape(title)}</div>' if title else ""
+    return (
+        f'<div class="vstream-card" data-request-id="{escape(stream.request_id)}" style="flex:1;min-width:0">'
+        f"{head}{body}"
+        f'<div class="vstream-status" style="font-size:0.85em;color:{colour};margin-top:4px">'
+        f"{escape(status_line(stream))}</div></div>"
+    )
+
+
+def side_by_side(cards: Sequence[str]) -> str:
+    return '<div class="vstream-row" style="display:flex;gap:16px;align-items:flex-start">' + "".join(cards) + "</div>"
+
+
+def plain_summary(streams: Sequence[Stream]) -> str:
+    """The text/plain twin of the HTML, for terminals and saved notebooks without HTML."""
+    chunks = []
+    for i, stream in enumerate(streams):
+        head = f"[sample {i + 1}] " if len(streams) > 1 else ""
+        chunks.append(f"{head}{stream.text}\n-- {status_line(stream)}")
+    return "\n\n".join(chunks)
