@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's Chromium (apt-get install chromium); VSTREAM_CHROMIUM overrides the path.
+CHROMIUM = os.environ.get("VSTREAM_CHROMIUM", "/usr/bin/chromium")
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -56,7 +57,7 @@ UI_TIMEOUT_MS = 60_000  # Lab page load, menus, outputs
 
 # The status bar item reads e.g. "Python 3 (ipykernel) | Idle". The notebook toolbar shows an
 # idle circle before any kernel exists, so only the status bar text is trusted.
-KERNEL_IDLE_RE = re.compile(r"\S \| Idle\b")
+KERNEL_IDLE_RE = re.compile(r"\S \| Idle")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

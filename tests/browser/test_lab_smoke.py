@@ -41,3 +41,16 @@ def test_lab_runs_notebook_and_renders_widget(
     shot = lab_page.screenshot(artifacts / "lab-smoke.png")
     assert shot.stat().st_size > 10_000
     print(f"kernel idle after {t_kernel:.1f} s, run all took {t_run:.1f} s, screenshot {shot}")
+
+
+def test_shift_enter_runs_the_selected_cell(lab: LabServer, lab_page: LabPage) -> None:
+    nb = lab.write_notebook("shift_enter.ipynb", ["x = 20", "print(x + 1)"])
+    lab_page.open_notebook(nb.name)
+
+    lab_page.run_current_cell(0)  # Shift+Enter runs it and moves to the next cell
+    assert lab_page.active_cell_index() == 1
+    lab_page.run_current_cell()  # the active cell: print(x + 1) sees the kernel's x
+    expect(lab_page.cell(1).locator(".jp-OutputArea-output")).to_have_text(
+        re.compile(r"^\s*21\s*$")
+    )
+    assert lab_page.output_text(0).strip() == ""

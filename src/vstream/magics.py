@@ -1,0 +1,285 @@
+"""``%%vstream`` (one prompt, streamed inline) and ``%vstream`` (engine commands).
+
+Options are parsed by IPython's ``magic_arguments``, so ``%%vstream?`` documents them; ranges
+are checked by ``config.validate_sampling`` and reported as ``UsageError`` naming the option.
+"""
+
+from __future__ import annotations
+
+import ast
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Bool, Dict, Float, Unicode
+
+from . import render
+from .config import validate_sampling
+from .engine import READY, STARTING, EngineHost, engine
+from .errors import EngineConfigError, EngineStartError, SamplingError, VStreamError
+from .refresher import follow
+from .streaming import Stream
+
+# magic option → sampling parameter, for options whose names differ
+_SAMPLING_OPTIONS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "max_tokens": "max_tokens",
+    "seed": "seed",
+    "stop": "stop",
+    "repetition_penalty": "repetition_penalty",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "logprobs": "logprobs",
+    "ignore_eos": "ignore_eos",
+}
+MAX_SAMPLES = 8
+
+
+def _option(parameter: str) -> str:
+    return "--" + parameter.replace("_", "-")
+
+
+def _usage_error(exc: Exception) -> UsageError:
+    """Rephrase a validation error in terms of the magic's option names."""
+    message = str(exc)
+    for parameter in sorted(_SAMPLING_OPTIONS, key=len, reverse=True):
+        if message.startswith(parameter + " "):
+            message = _option(parameter) + message[len(parameter) :]
+            break
+    return UsageError(message)
+
+
+@magics_class
+class VStreamMagics(Magics):
+    """The magics, with their defaults as traitlets config (``c.VStreamMagics.defaults = {...}``)."""
+
+    defaults = Dict(help="Sampling defaults for %%vstream, e.g. {'temperature': 0.7}.").tag(config=True)
+    engine_options = Dict(help="Engine settings used by %load_ext and %vstream start.").tag(config=True)
+    autostart = Bool(True, help="Start the engine in the background at %load_ext.").tag(config=True)
+    update_rate = Float(20.0, help="Display updates per second per stream while streaming.").tag(config=True)
+    model = Unicode("", help="Model for the engine (empty: the embedded default).").tag(config=True)
+
+    # --- %%vstream ------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--temperature", "-t", type=float, help="Sampling temperature, ≥ 0 (0 = greedy).")
+    @argument("--top-p", type=float, help="Nucleus sampling: keep the smallest set of tokens with mass ≥ p, in (0, 1].")
+    @argument("--top-k", type=int, help="Keep the k most likely tokens (-1 or 0: all).")
+    @argument("--min-p", type=float, help="Drop tokens with probability < min-p × the top token's, in [0, 1].")
+    @argument("--max-tokens", "-m", type=int, help="Most tokens to generate (≥ 1).")
+    @argument("--seed", type=int, help="Per-request seed, for reproducible samples.")
+    @argument("--stop", action="append", help="Stop string (repeat the option for several).")
+    @argument("--repetition-penalty", type=float, help="> 0; above 1 discourages repeats.")
+    @argument("--presence-penalty", type=float, help="In [-2, 2].")
+    @argument("--frequency-penalty", type=float, help="In [-2, 2].")
+    @argument("--ignore-eos", action="store_true", default=None, help="Keep going past the end-of-sequence token.")
+    @argument("--chat", "-c", action="store_true", help="Apply the model's chat template to the prompt.")
+    @argument("--system", "-s", help="System prompt (implies --chat).")
+    @argument("--samples", "-n", type=int, default=1, help=f"Stream N samples side by side, 1..{MAX_SAMPLES}.")
+    @argument("--logprobs", type=int, help="Colour tokens by probability; hover shows the top K (0..20).")
+    @argument("--out", "-o", help="Store the finished Stream (a list with -n > 1) in this variable.")
+    @argument("--model", help="Switch the engine to this model (restarts it).")
+    @argument("--no-interpolate", action="store_true", help="Leave {name} placeholders in the prompt as they are.")
+    @cell_magic("vstream")
+    def vstream_cell(self, line: str, cell: str) -> None:
+        """Stream the cell's text through the kernel's vLLM engine.
+
+        ``{name}`` placeholders are filled from your variables (as IPython does for shell
+        commands) unless ``--no-interpolate`` is given. Ctrl-C (or the stop button) aborts the
+        request in the engine and keeps the text so far.
+        """
+        args = parse_argstring(self.vstream_cell, line)
+        sampling = self._sampling_from(args)
+        samples = args.samples
+        if not 1 <= samples <= MAX_SAMPLES:
+            raise UsageError(f"--samples must be an integer in [1, {MAX_SAMPLES}], got {samples}")
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"--out must be a Python variable name, got {args.out!r}")
+        prompt = cell if args.no_interpolate else self.shell.var_expand(cell, depth=0)
+        if not prompt.strip():
+            raise UsageError("the cell is empty: write the prompt in the cell body, below %%vstream")
+
+        host = self._host(model=args.model)
+        self._wait_for(host)
+        chat = bool(args.chat or args.system is not None)
+        streams = self._submit(host, prompt, chat, args.system, sampling, samples)
+        if args.out is not None:
+            # Stored before streaming, so an interrupted cell still leaves the partial result.
+            self.shell.user_ns[args.out] = streams[0] if samples == 1 else streams
+        self._show(streams, logprobs=args.logprobs is not None)
+
+    def _sampling_from(self, args: Any) -> dict[str, Any]:
+        sampling = dict(self.defaults)
+        for option, parameter in _SAMPLING_OPTIONS.items():
+            value = getattr(args, option, None)
+            if value is not None:
+                sampling[parameter] = value
+        try:
+            validate_sampling(sampling)
+        except SamplingError as exc:
+            raise _usage_error(exc) from None
+        return sampling
+
+    def _submit(
+        self, host: EngineHost, prompt: str, chat: bool, system: str | None, sampling: dict[str, Any], samples: int
+    ) -> list[Stream]:
+        streams: list[Stream] = []
+        try:
+            for i in range(samples):
+                settings = dict(sampling)
+                if samples > 1 and "seed" in settings:
+                    settings["seed"] = settings["seed"] + i  # the same seed would repeat one sample
+                streams.append(host.stream(prompt, chat=chat, system=system, **settings))
+        except (SamplingError, ValueError) as exc:
+            for stream in streams:
+                stream.cancel()
+            raise _usage_error(exc) from None
+        return streams
+
+    def _show(self, streams: list[Stream], *, logprobs: bool) -> None:
+        handle = display(self._bundle(streams, logprobs), raw=True, display_id=True)
+
+        def paint(final: bool) -> None:
+            handle.update(self._bundle(streams, logprobs), raw=True)
+
+        follow(streams, paint, rate=self.update_rate)
+
+    @staticmethod
+    def _bundle(streams: list[Stream], logprobs: bool) -> dict[str, str]:
+        titles = [f"sample {i + 1}" for i in range(len(streams))] if len(streams) > 1 else [None]
+        cards = [render.stream_card(s, title=t, logprobs=logprobs) for s, t in zip(streams, titles, strict=True)]
+        return {"text/html": render.side_by_side(cards), "text/plain": render.plain_summary(streams)}
+
+    # --- engine access --------------------------------------------------------------------------
+
+    def _engine_options(self, **overrides: Any) -> dict[str, Any]:
+        options = dict(self.engine_options)
+        if self.model:
+            options.setdefault("model", self.model)
+        options.update({k: v for k, v in overrides.items() if v is not None})
+        return options
+
+    def _host(self, **overrides: Any) -> EngineHost:
+        try:
+            return engine(**self._engine_options(**overrides))
+        except EngineConfigError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _wait_for(self, host: EngineHost) -> None:
+        """Show start-up progress in the cell until the engine is ready (or say why it failed)."""
+        handle = None
+        while True:
+            try:
+                host.wait_ready(timeout=0.5)
+                break
+            except TimeoutError:
+                bundle = {"text/plain": f"vstream: engine {host.status()}"}
+                if handle is None:
+                    handle = display(bundle, raw=True, display_id=True)
+                else:
+                    handle.update(bundle, raw=True)
+            except (EngineStartError, VStreamError) as exc:
+                if handle is not None:
+                    handle.update({"text/plain": f"vstream: engine {host.status()}"}, raw=True)
+                raise UsageError(f"the engine is not available: {exc}") from None
+        if handle is not None:
+            handle.update({"text/plain": f"vstream: engine {host.status()}"}, raw=True)
+
+    # --- %vstream -------------------------------------------------------------------------------
+
+    @line_magic("vstream")
+    def vstream_line(self, line: str) -> Any:
+        """Engine commands: status | start | restart [key=value ...] | shutdown | config [key=value ...] | logs [N]."""
+        words = shlex.split(line)
+        if not words:
+            raise UsageError("usage: %vstream status | start | restart [key=value ...] | shutdown | config [key=value ...] | logs [N]")
+        command, rest = words[0], words[1:]
+        handler = getattr(self, f"_cmd_{command}", None)
+        if handler is None:
+            raise UsageError(f"unknown %vstream command {command!r}; use status, start, restart, shutdown, config or logs")
+        return handler(rest)
+
+    def _cmd_status(self, rest: list[str]) -> None:
+        from .engine import current
+
+        host = current()
+        print(f"vstream: engine {host.status() if host else 'not created (run %vstream start)'}")
+
+    def _cmd_start(self, rest: list[str]) -> None:
+        host = self._host(**_key_values(rest))
+        print(f"vstream: engine {host.status()}")
+
+    def _cmd_restart(self, rest: list[str]) -> None:
+        host = self._host()
+        try:
+            host.restart(**_key_values(rest))
+        except EngineConfigError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"vstream: engine {host.status()}")
+
+    def _cmd_shutdown(self, rest: list[str]) -> None:
+        from .engine import shutdown
+
+        shutdown()
+        print("vstream: engine stopped")
+
+    def _cmd_config(self, rest: list[str]) -> dict[str, Any] | None:
+        if rest == ["--reset"]:
+            self.defaults = {}
+        elif rest:
+            updated = {**self.defaults, **_key_values(rest)}
+            try:
+                validate_sampling(updated)
+            except SamplingError as exc:
+                raise _usage_error(exc) from None
+            self.defaults = updated
+        print(f"vstream: sampling defaults {self.defaults or '(engine defaults)'}; engine {self._engine_options() or '(defaults)'}")
+        return None
+
+    def _cmd_logs(self, rest: list[str]) -> None:
+        from . import logs
+
+        count = int(rest[0]) if rest and rest[0].isdigit() else 40
+        lines = logs.tail(count)
+        print("\n".join(lines) if lines else f"vstream: no engine log yet ({logs.log_file()})")
+
+
+def _key_values(words: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for word in words:
+        key, sep, raw = word.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected key=value, got {word!r}")
+        key = key.lstrip("-").replace("-", "_")
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def load(ipython: Any) -> None:
+    magics = VStreamMagics(shell=ipython)
+    ipython.register_magics(magics)
+    if magics.autostart:
+        from .engine import current
+
+        host = current()
+        if host is None or host.state not in (READY, STARTING):
+            magics._host()
+
+
+def unload(ipython: Any) -> None:
+    from .engine import shutdown
+
+    manager = ipython.magics_manager
+    for kind in ("line", "cell"):
+        manager.magics[kind].pop("vstream", None)
+    manager.registry.pop("VStreamMagics", None)
+    shutdown()
