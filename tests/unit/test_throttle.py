@@ -1,0 +1,48 @@
+"""The repaint throttle bounds updates per second whatever the token rate."""
+
+import threading
+import time
+
+from vstream.refresher import follow
+from vstream.streaming import Stream
+from vstream.throttle import Throttle
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_throttle_allows_one_update_per_interval():
+    clock = FakeClock()
+    throttle = Throttle(rate=20, clock=clock)
+    allowed = 0
+    for step in range(1000):  # 1000 tokens over one simulated second
+        clock.now = step / 1000
+        if throttle.due():
+            throttle.mark()
+            allowed += 1
+    assert allowed == 20
+
+
+def test_follow_bounds_repaints_and_always_paints_the_end():
+    # A Stream fed by a thread: pure UI logic, the engine side is covered by the engine tests.
+    stream = Stream("t", "p", [], {})
+    paints = []
+
+    def feed():
+        for i in range(300):
+            stream._feed(f"{i} ", [i], None)
+            time.sleep(0.002)
+        stream._finish("length")
+
+    threading.Thread(target=feed).start()
+    started = time.monotonic()
+    throttle = follow([stream], lambda final: paints.append((final, stream.text)), rate=20)
+    elapsed = time.monotonic() - started
+    assert paints[-1] == (True, stream.text)
+    assert len(paints) == throttle.updates
+    assert len(paints) <= 20 * elapsed + 2
