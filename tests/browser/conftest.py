@@ -13,6 +13,7 @@ run ``bash scripts/setup-env.sh --browser`` (or ``make test``), which installs i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -108,10 +109,8 @@ def page(browser: Any, request: pytest.FixtureRequest, artifacts: Path) -> Itera
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
             name = re.sub(r"[^\w.-]+", "_", request.node.name)
-            try:
+            with contextlib.suppress(Exception):  # best effort
                 pg.screenshot(path=str(artifacts / f"FAILED-{name}.png"))
-            except Exception:  # noqa: BLE001 - best effort
-                pass
         context.close()
 
 

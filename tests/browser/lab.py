@@ -362,9 +362,7 @@ class LabPage:
         """Menu Run ▸ Run All Cells, then wait until every code cell has an execution count
         and the kernel is idle again."""
         self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-        self.page.locator(
-            ".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")
-        ).click()
+        self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         self.wait_for_all_executed(timeout_ms)
 
     def wait_for_all_executed(self, timeout_ms: int = KERNEL_TIMEOUT_MS) -> None:
@@ -372,7 +370,9 @@ class LabPage:
         self.page.wait_for_function(_PROMPT_DONE_JS, arg=sel, timeout=timeout_ms)
         self.wait_for_kernel_idle(timeout_ms)
 
-    def run_current_cell(self, index: int | None = None, timeout_ms: int = KERNEL_TIMEOUT_MS) -> None:
+    def run_current_cell(
+        self, index: int | None = None, timeout_ms: int = KERNEL_TIMEOUT_MS
+    ) -> None:
         """Shift+Enter on cell ``index`` (or the active cell); wait for its new count."""
         if index is not None:
             self.select_cell(index)
@@ -405,9 +405,7 @@ class LabPage:
         return str(self.cell(index).locator(".jp-OutputArea").inner_text())
 
     def all_output_text(self) -> str:
-        return "\n".join(
-            str(t) for t in self.notebook.locator(".jp-OutputArea").all_inner_texts()
-        )
+        return "\n".join(str(t) for t in self.notebook.locator(".jp-OutputArea").all_inner_texts())
 
     # -- pictures -------------------------------------------------------------------------
     def screenshot(self, path: str | Path, *, full_page: bool = False) -> Path:
