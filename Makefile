@@ -15,6 +15,7 @@ help:
 	@echo "make test-fast  unit tests only"
 	@echo "make bench      CPU smoke benchmark -> benchmarks/results/cpu-smoke.json"
 	@echo "make clean      remove caches and test artifacts (keeps .venv; 'make distclean' drops it)"
+	@echo "PYTEST_ARGS='tests/browser -x' make test   passes extra arguments to pytest"
 
 setup:
 	bash scripts/setup-env.sh
