@@ -95,6 +95,8 @@ class VStreamMagics(Magics):
         request in the engine and keeps the text so far.
         """
         args = parse_argstring(self.vstream_cell, line)
+        args.system = _unquote(args.system)
+        args.stop = [_unquote(s) for s in args.stop] if args.stop else None
         sampling = self._sampling_from(args)
         samples = args.samples
         if not 1 <= samples <= MAX_SAMPLES:
@@ -248,6 +250,13 @@ class VStreamMagics(Magics):
         count = int(rest[0]) if rest and rest[0].isdigit() else 40
         lines = logs.tail(count)
         print("\n".join(lines) if lines else f"vstream: no engine log yet ({logs.log_file()})")
+
+
+def _unquote(value: str | None) -> str | None:
+    # magic_arguments splits like a shell but keeps the quotes around a quoted value.
+    if value is not None and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
 
 
 def _key_values(words: list[str]) -> dict[str, Any]:

@@ -1,0 +1,125 @@
+"""%%vstream and %vstream on a real IPython shell with the real engine."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from IPython.core.error import UsageError
+
+pytestmark = pytest.mark.engine
+
+
+def _last_display(shell):
+    streamed = [m for m in shell.recorder.messages if "text/html" in m["data"]]
+    assert streamed, "nothing was displayed"
+    display_id = streamed[-1]["transient"]["display_id"]
+    return shell.recorder.for_display(display_id)
+
+
+def test_displayed_text_equals_the_engines_final_text(shell):
+    shell.run_cell_magic("vstream", "--seed 1 --max-tokens 40 --out result", "The key to happiness is")
+    result = shell.user_ns["result"]
+    messages = _last_display(shell)
+    final = messages[-1]["data"]
+    assert messages[-1]["update"] is True
+    assert final["text/plain"].startswith(result.text)
+    body = re.search(r'<pre class="vstream-text"[^>]*>(.*?)</pre>', final["text/html"], re.S).group(1)
+    assert html.unescape(body) == result.text
+    assert "finish: " in final["text/plain"] and "TTFT" in final["text/plain"]
+
+
+def test_display_updates_are_rate_bounded_for_a_200_token_answer(shell):
+    shell.run_cell_magic("vstream", "--max-tokens 200 --ignore-eos --out r", "Write a long story:")
+    result = shell.user_ns["r"]
+    assert len(result.token_ids) == 200
+    messages = _last_display(shell)
+    duration = result.metrics.duration_s
+    print(f"\n200 tokens in {duration:.2f} s → {len(messages)} display messages ({len(messages) / duration:.1f}/s)")
+    assert len(messages) <= 20 * duration + 3
+    assert len(messages) >= 3  # and it did stream, not just show the end
+
+
+def test_samples_stream_concurrently_side_by_side(shell):
+    shell.run_cell_magic("vstream", "-n 3 --seed 5 --max-tokens 30 --ignore-eos --out samples", "Name a colour:")
+    samples = shell.user_ns["samples"]
+    assert len(samples) == 3
+    assert len({s.request_id for s in samples}) == 3
+    assert max(s.metrics.submitted_at for s in samples) < min(s.metrics.finished_at for s in samples)
+    assert max(s.metrics.first_token_at for s in samples) < min(s.metrics.finished_at for s in samples)
+    html_out = _last_display(shell)[-1]["data"]["text/html"]
+    assert html_out.count('class="vstream-card"') == 3
+
+
+def test_placeholders_are_filled_from_the_namespace_unless_turned_off(shell):
+    shell.user_ns["topic"] = "dragons"
+    shell.run_cell_magic("vstream", "--max-tokens 3 --out a", "Tell me about {topic}.")
+    shell.run_cell_magic("vstream", "--max-tokens 3 --out b --no-interpolate", "Tell me about {topic}.")
+    assert "Tell me about dragons." in shell.user_ns["a"].prompt
+    assert "Tell me about {topic}." in shell.user_ns["b"].prompt
+
+
+def test_chat_with_system_prompt_uses_the_template(shell):
+    shell.run_cell_magic("vstream", '--system "You answer briefly." -t 0 -m 20 --out c', "What is the capital of France?")
+    stream = shell.user_ns["c"]
+    assert stream.prompt.startswith("<|im_start|>system\nYou answer briefly.<|im_end|>")
+    assert stream.prompt.endswith("<|im_start|>assistant\n")
+    assert stream.token_ids
+
+
+def test_logprobs_colour_each_token(shell):
+    shell.run_cell_magic("vstream", "--logprobs 3 -t 0 -m 6 --out lp", "The capital of France is")
+    final = _last_display(shell)[-1]["data"]["text/html"]
+    assert final.count('class="vstream-token"') == 6
+    assert final.count("title=") == 6
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--top-p 0", "--top-p must be a number in (0, 1], got 0"),
+        ("--temperature -1", "--temperature must be a number in [0, 100]"),
+        ("--max-tokens 0", "--max-tokens must be an integer ≥ 1"),
+        ("--max-tokens 100000", "--max-tokens must be ≤"),
+        ("--samples 99", "--samples must be an integer in [1, 8]"),
+        ("--logprobs 99", "--logprobs must be an integer [0, 20]"),
+        ("--presence-penalty 5", "--presence-penalty must be a number in [-2, 2]"),
+        ("--out 1bad", "--out must be a Python variable name"),
+        ("--top-k abc", "argument --top-k: invalid int value"),
+    ],
+)
+def test_bad_options_are_usage_errors_and_the_engine_keeps_serving(shell, host, line, message):
+    with pytest.raises(UsageError) as info:
+        shell.run_cell_magic("vstream", line, "Hello")
+    assert message in str(info.value)
+    assert host.unfinished_requests() == 0
+    shell.run_cell_magic("vstream", "-m 3 --out ok", "Hello")
+    assert shell.user_ns["ok"].token_ids
+
+
+def test_empty_cell_is_a_usage_error(shell):
+    with pytest.raises(UsageError, match="the cell is empty"):
+        shell.run_cell_magic("vstream", "", "   \n")
+
+
+def test_line_commands(shell, capsys):
+    shell.run_line_magic("vstream", "status")
+    assert "vstream: engine ready: smollm2-135m-instruct" in capsys.readouterr().out
+    shell.run_line_magic("vstream", "config temperature=0.0 max_tokens=5")
+    assert "'temperature': 0.0" in capsys.readouterr().out
+    shell.run_cell_magic("vstream", "--out d", "The capital of France is")
+    assert len(shell.user_ns["d"].token_ids) <= 5 and shell.user_ns["d"].sampling["temperature"] == 0.0
+    with pytest.raises(UsageError, match="top_p|--top-p"):
+        shell.run_line_magic("vstream", "config top_p=2")
+    shell.run_line_magic("vstream", "config --reset")
+    shell.run_line_magic("vstream", "logs 5")
+    assert capsys.readouterr().out.strip()
+    with pytest.raises(UsageError, match="unknown %vstream command 'frobnicate'"):
+        shell.run_line_magic("vstream", "frobnicate")
+
+
+def test_magic_help_documents_the_options(shell):
+    doc = shell.find_cell_magic("vstream").__doc__
+    for option in ("--temperature", "--top-p", "--samples", "--logprobs", "--out", "--no-interpolate"):
+        assert option in doc
