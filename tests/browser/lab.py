@@ -150,6 +150,16 @@ def write_notebook(path: Path, sources: Sequence[str]) -> Path:
     return path
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: SIGTERM the server when the test process dies (even by SIGKILL), so an
+    interrupted run leaves no orphan server; the server then stops its kernels."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _write_lab_settings(settings_dir: Path) -> None:
     notif = settings_dir / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notif.parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +219,7 @@ def jupyter_lab(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # no Ctrl-C from the test runner's terminal
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     server = LabServer(host, port, token, root, log_path, proc)
     try:
@@ -304,11 +315,37 @@ def configure_expect(timeout_ms: int = UI_TIMEOUT_MS) -> None:
 # What a person does in Lab
 # --------------------------------------------------------------------------------------
 
-_PROMPT_DONE_JS = r"""
-(sel) => {
-  const prompts = document.querySelectorAll(sel);
-  if (prompts.length === 0) return false;
-  return Array.from(prompts).every(p => /\[\d+\]/.test(p.textContent));
+# The input prompts of the notebook's non-empty code cells (an empty code cell is never sent
+# to the kernel, so its prompt stays "[ ]:" after Run All).
+_CODE_PROMPTS_JS = r"""
+(nbSel) => {
+  const nb = document.querySelector(nbSel);
+  if (!nb) return [];
+  const source = (cell) => Array.from(cell.querySelectorAll('.cm-line')).map(line =>
+    Array.from(line.childNodes)
+      .filter(n => !(n.classList && n.classList.contains('cm-placeholder')))
+      .map(n => n.textContent).join('')).join('\n');
+  return Array.from(nb.querySelectorAll('.jp-CodeCell'))
+    .filter(cell => source(cell).trim() !== '')
+    .map(cell => cell.querySelector('.jp-InputPrompt'))
+    .filter(p => p !== null);
+}
+"""
+
+# Every non-empty code cell shows "[n]:".
+_PROMPT_DONE_JS = f"""
+(nbSel) => {{
+  const prompts = ({_CODE_PROMPTS_JS})(nbSel);
+  return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+}}
+"""
+
+# Some code cell shows "[n]:" (or "[*]:").
+_PROMPT_ANY_COUNT_JS = r"""
+(nbSel) => {
+  const nb = document.querySelector(nbSel);
+  return !!nb && Array.from(nb.querySelectorAll('.jp-CodeCell .jp-InputPrompt'))
+    .some(p => /\[(\d+|\*)\]/.test(p.textContent));
 }
 """
 
@@ -358,16 +395,29 @@ class LabPage:
         self.page.keyboard.press("Escape")
         self.cell(index).locator(".jp-InputPrompt").click()
 
+    def menu(self, top: str, item: str) -> None:
+        """Click menu bar entry ``top`` then its item ``item`` (exact labels)."""
+        self.page.locator(
+            ".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(top)}$")
+        ).click()
+        self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
+
     def run_all(self, timeout_ms: int = KERNEL_TIMEOUT_MS) -> None:
         """Menu Run ▸ Run All Cells, then wait until every code cell has an execution count
-        and the kernel is idle again."""
-        self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-        self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        and the kernel is idle again. Cells that already show a count (a saved notebook, a
+        second run) are cleared first (Edit ▸ Clear Outputs of All Cells), so the wait
+        cannot be satisfied by old counts."""
+        if self.page.evaluate(_PROMPT_ANY_COUNT_JS, self.NOTEBOOK):
+            self.menu("Edit", "Clear Outputs of All Cells")
+            self.page.wait_for_function(
+                f"(sel) => !({_PROMPT_ANY_COUNT_JS})(sel)", arg=self.NOTEBOOK, timeout=UI_TIMEOUT_MS
+            )
+        self.menu("Run", "Run All Cells")
         self.wait_for_all_executed(timeout_ms)
 
     def wait_for_all_executed(self, timeout_ms: int = KERNEL_TIMEOUT_MS) -> None:
-        sel = f"{self.NOTEBOOK} .jp-CodeCell .jp-InputPrompt"
-        self.page.wait_for_function(_PROMPT_DONE_JS, arg=sel, timeout=timeout_ms)
+        """Wait until every non-empty code cell shows ``[n]:`` and the kernel is idle."""
+        self.page.wait_for_function(_PROMPT_DONE_JS, arg=self.NOTEBOOK, timeout=timeout_ms)
         self.wait_for_kernel_idle(timeout_ms)
 
     def run_current_cell(

@@ -54,3 +54,11 @@ def test_shift_enter_runs_the_selected_cell(lab: LabServer, lab_page: LabPage) -
         re.compile(r"^\s*21\s*$")
     )
     assert lab_page.output_text(0).strip() == ""
+
+    # Run All on cells that already show counts: the helper clears them first and waits for
+    # the new run (not the old counts).
+    lab_page.run_all()
+    expect(lab_page.cell(1).locator(".jp-OutputArea-output")).to_have_text(
+        re.compile(r"^\s*21\s*$")
+    )
+    assert lab_page.cell(1).locator(".jp-InputPrompt").inner_text().strip() == "[4]:"
