@@ -103,7 +103,9 @@ class VStreamMagics(Magics):
             raise UsageError(f"--samples must be an integer in [1, {MAX_SAMPLES}], got {samples}")
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"--out must be a Python variable name, got {args.out!r}")
-        prompt = cell if args.no_interpolate else self.shell.var_expand(cell, depth=0)
+        # The cell body ends with the newline that closes the cell, not one the user meant.
+        body = cell.rstrip("\n")
+        prompt = body if args.no_interpolate else self.shell.var_expand(body, depth=0)
         if not prompt.strip():
             raise UsageError("the cell is empty: write the prompt in the cell body, below %%vstream")
 

@@ -9,13 +9,20 @@ each ``Process.start()`` while an engine is being built:
 * spawn re-runs the parent's ``__main__`` script in the child, which breaks any script that
   calls vstream at top level without an ``if __name__ == "__main__"`` guard. The EngineCore
   needs nothing from the user's script, so the script's path is hidden from it.
+* a kernel interrupt (the notebook's stop button) sends SIGINT to the kernel's whole process
+  group, and vLLM's EngineCore exits on SIGINT: one Ctrl-C would kill the engine. The child
+  moves to a session of its own, and asks Linux to send it SIGTERM when the thread that
+  started it ends (so a killed kernel leaves no engine behind).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import multiprocessing.process
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -30,6 +37,9 @@ def engine_children(log: Path | None) -> Iterator[None]:
     original_start = multiprocessing.process.BaseProcess.start
 
     def start(process: multiprocessing.process.BaseProcess) -> None:
+        target = process._target  # type: ignore[attr-defined]
+        if target is not None:
+            process._target = functools.partial(_engine_process_main, os.getpid(), target)  # type: ignore[attr-defined]
         with _lock, _main_path_hidden(), _stdio_to(log):
             original_start(process)
 
@@ -74,3 +84,22 @@ def _stdio_to(log: Path | None) -> Iterator[None]:
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
+
+
+def _engine_process_main(parent_pid: int, target, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Runs first in the engine's child process (it must be importable, hence module level)."""
+    with contextlib.suppress(OSError):
+        os.setsid()
+    _terminate_with_parent(parent_pid)
+    return target(*args, **kwargs)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _terminate_with_parent(parent_pid: int) -> None:
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
