@@ -161,9 +161,10 @@ def _convert_gguf(gguf: Path, out: Path, say: Progress) -> None:
     say(f"converting the embedded model {gguf.name} (one time, ~20 s) [1/3 tokenizer]")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     say("converting the embedded model [2/3 dequantizing weights]")
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
-    )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
+    except TypeError:  # transformers < 4.56 names it torch_dtype
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.bfloat16)
     # transformers marks GGUF-loaded models as quantized and refuses to save them; the weights
     # are already dequantized in memory, so dropping the marker saves an ordinary checkpoint.
     model.hf_quantizer = None
