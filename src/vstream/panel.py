@@ -18,8 +18,6 @@ import threading
 import weakref
 from typing import Any
 
-import ipywidgets as w
-
 from . import render
 from .config import validate_sampling
 from .engine import STARTING, EngineHost, EngineStatus
@@ -28,16 +26,13 @@ from .errors import SamplingError, VStreamError
 from .panel_chat import ChatHistory
 from .panel_export import magic_cell, magic_unsupported, python_call
 from .panel_presets import PresetStore, default_store
-from .panel_view import MUTED, Column, button, html_widget, on_status, status_html, tick
+from .panel_view import MUTED, Column, PanelLayout, on_status, status_html, tick
 from .refresher import follow
 from .streaming import ERROR, Stream
 from .throttle import DEFAULT_RATE
 
-_COLUMN_PRESETS = (None, "greedy", "creative", "balanced")  # what new compare columns start from
-MUTED = "color:var(--jp-ui-font-color2,#666)"
 
-
-class Panel:
+class Panel(PanelLayout):
     """Prompt, sampling controls, Generate/Stop/Clear and live output over ``vstream.engine()``.
 
     ``Panel("Tell me a joke", chat=True, columns=2, temperature=0.3)``; keyword arguments are
@@ -74,36 +69,6 @@ class Panel:
         self._closed = False
         self._build(prompt, chat, system, columns, logprobs)
         self._resize(columns)
-        ref = weakref.ref(self)
-        self._unsubscribe = self.host.add_listener(lambda status: on_status(ref, status))
-        weakref.finalize(self, self._unsubscribe)
-        self._show_status(self.host.status())
-
-    # --- layout ----------------------------------------------------------------------------------
-
-    def _build(self, prompt: str, chat: bool, system: str | None, columns: int, logprobs: int | None) -> None:
-        self.status = html_widget("vstream-engine-status")
-        self.prompt = w.Textarea(value=prompt, placeholder="Prompt…", rows=3, layout=w.Layout(width="100%"))
-        self.prompt.add_class("vstream-prompt")
-        self.chat = w.Checkbox(value=chat, description="chat", indent=False, layout=w.Layout(width="70px"))
-        self.system = w.Textarea(value=system or "", placeholder="system prompt (optional)", rows=1, layout=w.Layout(width="100%"))
-        self.column_count = w.Dropdown(options=[1, 2, 3, 4], value=columns, description="columns", layout=w.Layout(width="150px"), style={"description_width": "60px"})
-        self.logprob_view = w.Checkbox(value=logprobs is not None, description="colour by probability", indent=False, layout=w.Layout(width="170px"))
-        self.logprob_k = w.BoundedIntText(value=5 if logprobs is None else logprobs, min=0, max=20, description="top", layout=w.Layout(width="110px"), style={"description_width": "30px"})
-        self.generate = button("Generate", "play", "vstream-generate", button_style="primary")
-        self.stop = button("Stop", "stop", "vstream-stop", disabled=True)
-        self.clear = button("Clear", "eraser", "vstream-clear")
-        self.show_prompt = w.ToggleButton(value=False, description="rendered prompt", icon="eye")
-        self.export_kind = w.ToggleButtons(options=["%%vstream", "Python"], value="%%vstream", style={"button_width": "80px"})
-        self.export = button("Export", "code", "vstream-export")
-        self.error = html_widget("vstream-error")
-        self.history_view = html_widget("vstream-history-view")
-        self.rendered = html_widget("vstream-rendered")
-        self.code = w.Textarea(rows=8, layout=w.Layout(width="100%", display="none"))
-        self.code.add_class("vstream-code")
-        self.columns: list[Column] = []
-        self.columns_box = w.HBox(layout=w.Layout(width="100%", gap="12px", align_items="flex-start"))
-
         self.generate.on_click(self._on_generate)
         self.stop.on_click(self._on_stop)
         self.clear.on_click(self._on_clear)
@@ -112,28 +77,11 @@ class Panel:
         self.chat.observe(lambda _c: self._sync_chat(), "value")
         self.column_count.observe(lambda c: self._guard(lambda: self._resize(c["new"])), "value")
         self._sync_chat()
-
-        toolbar = w.HBox([self.generate, self.stop, self.clear, self.show_prompt, self.export_kind, self.export], layout=w.Layout(flex_flow="row wrap"))
-        options = w.HBox([self.chat, self.column_count, self.logprob_view, self.logprob_k], layout=w.Layout(flex_flow="row wrap", align_items="center"))
-        self.root = w.VBox(
-            [self.status, self.history_view, self.prompt, self.system, options, toolbar, self.error, self.rendered, self.code, self.columns_box],
-            layout=w.Layout(width="100%"),
-        )  # fmt: skip
-        self.root.add_class("vstream-panel")
-
-    def _resize(self, count: int) -> None:
-        first = self.columns[0].controls.settings() if self.columns else {}
-        while len(self.columns) > count:
-            self.columns.pop().close()
-        while len(self.columns) < count:
-            index = len(self.columns)
-            initial = {**self._initial, **first} if index else dict(self._initial)
-            self.columns.append(Column(index, self.store, initial, _COLUMN_PRESETS[index]))
-        self.columns_box.children = [column.box for column in self.columns]
-
-    def _sync_chat(self) -> None:
-        self.system.layout.display = None if self.chat.value else "none"
-        self.history_view.layout.display = None if self.chat.value else "none"
+        ref = weakref.ref(self)
+        unsubscribe = self.host.add_listener(lambda status: on_status(ref, status))
+        # Runs once: at close() or when the panel is collected.
+        self._unsubscribe = weakref.finalize(self, unsubscribe)
+        self._show_status(self.host.status())
 
     # --- actions (main thread) -------------------------------------------------------------------
 
@@ -143,7 +91,7 @@ class Panel:
         try:
             self.error.value = ""
             request = self._request()
-        except Exception as exc:  # noqa: BLE001 - shown in the panel, never a dead button
+        except Exception as exc:
             self._show_error(exc)
             return
         self._set_running(True)
@@ -151,10 +99,13 @@ class Panel:
             self._stop_event = threading.Event()
             self._streams = []
             self._worker = threading.Thread(
-                target=self._work, args=(request, self._stop_event, self._generation), name="vstream-panel", daemon=True
+                target=self._work,
+                args=(request, self._stop_event, self._generation),
+                name="vstream-panel",
+                daemon=True,
             )
             self._worker.start()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._set_running(False)
             self._show_error(exc)
 
@@ -162,29 +113,42 @@ class Panel:
         """Read and check everything on the main thread, so errors show before any work starts."""
         text = self.prompt.value
         if not text.strip():
-            raise SamplingError("the prompt is empty: type something for the model to answer or continue")
+            raise SamplingError(
+                "the prompt is empty: type something for the model to answer or continue"
+            )
         k = self.logprob_k.value if self.logprob_view.value else None
         samplings = []
         for column in self.columns:
             try:
                 samplings.append(column.controls.sampling(logprobs=k))
             except SamplingError as exc:
-                raise SamplingError(f"column {column.index + 1}: {exc}" if len(self.columns) > 1 else str(exc)) from None
+                raise SamplingError(
+                    f"column {column.index + 1}: {exc}" if len(self.columns) > 1 else str(exc)
+                ) from None
         chat = self.chat.value
         prompt: Any = text
         if chat:
             prompt = self.history.request(text)
             self.prompt.value = ""  # like a chat box; given back if the request fails
-            self.history_view.value = self.history.html()
+            self.history_view.value = self.history.html(hide_last_answer=True)
         system = self.system.value if chat and self.system.value.strip() else None
-        return {"prompt": prompt, "chat": chat, "system": system, "columns": list(self.columns), "samplings": samplings, "logprobs": k is not None}
+        return {
+            "prompt": prompt,
+            "chat": chat,
+            "system": system,
+            "columns": list(self.columns),
+            "samplings": samplings,
+            "logprobs": k is not None,
+        }
 
     def _on_stop(self, _button: Any = None) -> None:
         try:
             self._stop_event.set()
             for stream in list(self._streams):
-                stream.cancel(wait=False)  # the worker paints the partial text when the engine confirms
-        except Exception as exc:  # noqa: BLE001
+                stream.cancel(
+                    wait=False
+                )  # the worker paints the partial text when the engine confirms
+        except Exception as exc:
             self._show_error(exc)
 
     def _on_clear(self, _button: Any = None) -> None:
@@ -197,23 +161,29 @@ class Panel:
             for widget in (self.history_view, self.error, self.rendered):
                 widget.value = ""
             self.code.layout.display = "none"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._show_error(exc)
 
     def _on_export(self, _button: Any = None) -> None:
         try:
             self.code.value = self.exported(self.export_kind.value)
             self.code.layout.display = None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._show_error(exc)
 
     def exported(self, kind: str = "Python") -> str:
         """The code that repeats what the panel does now: a ``%%vstream`` cell or a Python call."""
         k = self.logprob_k.value if self.logprob_view.value else None
-        samplings = [column.controls.sampling(logprobs=k, draw_seed=False) for column in self.columns]
+        samplings = [
+            column.controls.sampling(logprobs=k, draw_seed=False) for column in self.columns
+        ]
         chat = self.chat.value
         system = self.system.value if chat and self.system.value.strip() else None
-        text = self.prompt.value or self.history.pending or (self.history.messages[-2]["content"] if self.history.messages else "")
+        text = (
+            self.prompt.value
+            or self.history.pending
+            or (self.history.messages[-2]["content"] if self.history.messages else "")
+        )
         if kind == "Python":
             prompt: Any = text
             if chat:
@@ -222,9 +192,15 @@ class Panel:
             return python_call(prompt, samplings, chat=chat, system=system)
         cells = [magic_cell(text, sampling, chat=chat, system=system) for sampling in samplings]
         notes = sorted({name for sampling in samplings for name in magic_unsupported(sampling)})
-        note = f"# not expressible as %%vstream options (see the Python export): {', '.join(notes)}\n" if notes else ""
+        note = (
+            f"# not expressible as %%vstream options (see the Python export): {', '.join(notes)}\n"
+            if notes
+            else ""
+        )
         if chat and self.history.turns:
-            note += f"# the {self.history.turns} earlier chat turn(s) are only in the Python export\n"
+            note += (
+                f"# the {self.history.turns} earlier chat turn(s) are only in the Python export\n"
+            )
         return "\n\n".join(cells) + ("\n\n" + note if note else "")
 
     # --- the worker ------------------------------------------------------------------------------
@@ -234,21 +210,28 @@ class Panel:
         streams: list[Stream] = []
         try:
             self._wait_engine(stop, columns)
-            for column, sampling in zip(columns, request["samplings"]):
+            for column, sampling in zip(columns, request["samplings"], strict=True):
                 if stop.is_set():
                     break
-                stream = self.host.stream(request["prompt"], chat=request["chat"], system=request["system"], **sampling)
+                stream = self.host.stream(
+                    request["prompt"], chat=request["chat"], system=request["system"], **sampling
+                )
                 streams.append(stream)
                 self._streams.append(stream)
                 column.stream, column.painted = stream, -1
             if stop.is_set():
                 for stream in streams:
                     stream.cancel(wait=False)
-            titles = [(column.controls.label or f"column {column.index + 1}") if len(columns) > 1 else None for column in columns]
+            titles = [
+                (column.controls.label or f"column {column.index + 1}")
+                if len(columns) > 1
+                else None
+                for column in columns
+            ]
 
             def paint(final: bool) -> None:
                 if generation == self._generation:
-                    for column, title in zip(columns, titles):
+                    for column, title in zip(columns, titles, strict=True):
                         column.paint(title=title, logprobs=request["logprobs"], final=final)
 
             if streams:
@@ -259,7 +242,7 @@ class Panel:
             failed = [s for s in streams if s.finish_reason == ERROR and s.error is not None]
             if failed:
                 self._show_error(failed[0].error)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - every failure shows in the panel
+        except Exception as exc:
             for stream in streams:
                 stream.cancel(wait=False)
             self._show_error(exc)
@@ -291,7 +274,7 @@ class Panel:
                 prompt = self.history.drop()
                 if prompt and not self.prompt.value:
                     self.prompt.value = prompt
-            self.history_view.value = self.history.html()
+            self.history_view.value = self.history.html(hide_last_answer=True)
         if streams:
             self._last_prompt = (streams[0].prompt, len(streams[0].prompt_token_ids))
         if self.show_prompt.value:
@@ -314,19 +297,31 @@ class Panel:
         last = getattr(self, "_last_prompt", None)
         if last is None:
             if self.host.state != "ready" or not self.prompt.value.strip():
-                self.rendered.value = f'<div style="{MUTED}">the rendered prompt shows after a request (or once the engine is ready and a prompt is typed)</div>'
+                self.rendered.value = (
+                    f'<div style="{MUTED}">the rendered prompt shows after a request, '
+                    "or once the engine is ready and a prompt is typed</div>"
+                )
                 return
             chat = self.chat.value
-            prompt: Any = [*self.history.messages, {"role": "user", "content": self.prompt.value}] if chat else self.prompt.value
-            rendered = self.host.render(prompt, chat=chat, system=self.system.value.strip() or None if chat else None)
+            prompt: Any = (
+                [*self.history.messages, {"role": "user", "content": self.prompt.value}]
+                if chat
+                else self.prompt.value
+            )
+            rendered = self.host.render(
+                prompt, chat=chat, system=self.system.value.strip() or None if chat else None
+            )
             last = (rendered.text, len(rendered.token_ids))
         text, count = last
-        self.rendered.value = f'<div style="{MUTED}">rendered prompt · {count} tokens</div>{render.text_block(text)}'
+        self.rendered.value = (
+            f'<div style="{MUTED}">rendered prompt · {count} tokens</div>{render.text_block(text)}'
+        )
 
     def _show_error(self, exc: BaseException) -> None:
         message = str(exc) if isinstance(exc, VStreamError) else f"{type(exc).__name__}: {exc}"
         self.error.value = (
-            '<div class="vstream-error-box" style="color:var(--jp-error-color1,#c00);padding:2px 0">'
+            '<div class="vstream-error-box" '
+            'style="color:var(--jp-error-color1,#c00);padding:2px 0">'
             f"⚠ {render.escape(message)}</div>"
         )
 
@@ -334,15 +329,17 @@ class Panel:
         self.status.value = status_html(status)
         if status.state == STARTING and not self._ticking:
             self._ticking = True
-            threading.Thread(target=tick, args=(weakref.ref(self),), name="vstream-panel-tick", daemon=True).start()
+            threading.Thread(
+                target=tick, args=(weakref.ref(self),), name="vstream-panel-tick", daemon=True
+            ).start()
 
     def _guard(self, action: Any) -> None:
         try:
             action()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._show_error(exc)
 
-    # --- public helpers ----------------------------------------------------------------------------
+    # --- public helpers ------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
@@ -354,7 +351,7 @@ class Panel:
         return list(self._streams)
 
     def wait(self, timeout: float | None = None) -> Panel:
-        """Block until the running generation has finished and been painted (for scripts and tests)."""
+        """Block until the running generation has finished and been painted (scripts, tests)."""
         worker = self._worker
         if worker is not None:
             worker.join(timeout)

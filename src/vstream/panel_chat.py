@@ -23,7 +23,10 @@ class ChatHistory:
     def commit(self, answer: str) -> None:
         """The pending turn got ``answer`` (possibly partial, after Stop)."""
         if self.pending is not None:
-            self.messages += [{"role": "user", "content": self.pending}, {"role": "assistant", "content": answer}]
+            self.messages += [
+                {"role": "user", "content": self.pending},
+                {"role": "assistant", "content": answer},
+            ]
         self.pending = None
 
     def drop(self) -> str | None:
@@ -38,20 +41,34 @@ class ChatHistory:
     def turns(self) -> int:
         return len(self.messages) // 2
 
-    def html(self) -> str:
-        if not self.messages and self.pending is None:
+    def html(self, *, hide_last_answer: bool = False) -> str:
+        """The transcript; ``hide_last_answer`` omits the latest answer (the output shows it)."""
+        messages = self.messages
+        if (
+            hide_last_answer
+            and self.pending is None
+            and messages
+            and messages[-1]["role"] == "assistant"
+        ):
+            messages = messages[:-1]
+        if not messages and self.pending is None:
             return ""
-        rows = [_bubble(m["role"], m["content"]) for m in self.messages]
+        rows = [_bubble(m["role"], m["content"]) for m in messages]
         if self.pending is not None:
             rows.append(_bubble("user", self.pending))
-        return '<div class="vstream-history" style="display:flex;flex-direction:column;gap:4px">' + "".join(rows) + "</div>"
+        return (
+            '<div class="vstream-history" style="display:flex;flex-direction:column;gap:4px">'
+            + "".join(rows)
+            + "</div>"
+        )
 
 
 def _bubble(role: str, text: str) -> str:
     label = {"user": "You", "assistant": "Model", "system": "System"}.get(role, role)
     background = "var(--jp-layout-color2,#f3f3f3)" if role == "user" else "transparent"
     return (
-        f'<div class="vstream-turn vstream-{render.escape(role)}" style="background:{background};padding:2px 6px;'
+        f'<div class="vstream-turn vstream-{render.escape(role)}" '
+        f'style="background:{background};padding:2px 6px;'
         'border-radius:4px"><b style="font-size:0.85em">'
         f"{render.escape(label)}</b>{render.text_block(text)}</div>"
     )

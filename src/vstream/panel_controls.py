@@ -1,4 +1,4 @@
-"""One column's sampling controls: sliders and inputs, seed (random or fixed), stop strings, presets.
+"""One column's sampling controls: sliders, inputs, seed (random or fixed), stop strings, presets.
 
 Sliders use ``continuous_update=False`` (a value is sent when the handle is released, not per
 pixel). Values are read when Generate is pressed and checked by ``validate_sampling``, so a bad
@@ -24,7 +24,16 @@ _STYLE = {"description_width": "128px"}
 _ROW = w.Layout(width="100%", max_width="520px")
 
 
-def _slider(kind: type, description: str, value: float, low: float, high: float, step: float, fmt: str, tip: str) -> Any:
+def _slider(
+    kind: type,
+    description: str,
+    value: float,
+    low: float,
+    high: float,
+    step: float,
+    fmt: str,
+    tip: str,
+) -> Any:
     return kind(
         value=value, min=low, max=high, step=step, description=description, readout_format=fmt,
         continuous_update=False, style=_STYLE, layout=_ROW, description_tooltip=tip,
@@ -32,9 +41,15 @@ def _slider(kind: type, description: str, value: float, low: float, high: float,
 
 
 class SamplingControls:
-    """The widgets for one column's settings; ``sampling()`` reads them as engine keyword arguments."""
+    """One column's settings widgets; ``sampling()`` reads them as engine keyword arguments."""
 
-    def __init__(self, store: PresetStore, initial: Mapping[str, Any] | None = None, *, preset: str | None = None) -> None:
+    def __init__(
+        self,
+        store: PresetStore,
+        initial: Mapping[str, Any] | None = None,
+        *,
+        preset: str | None = None,
+    ) -> None:
         self.store = store
         self.last_seed: int | None = None
         self._applying = False
@@ -43,22 +58,56 @@ class SamplingControls:
         # Settings without a control (ignore_eos, min_tokens, ...) pass through unchanged.
         self.extra = {k: v for k, v in initial.items() if k not in known and k != "logprobs"}
 
-        self.preset = w.Dropdown(options=[CUSTOM, *store.names()], value=CUSTOM, description="preset", style=_STYLE, layout=_ROW)
-        self.temperature = _slider(w.FloatSlider, "temperature", 0.8, 0.0, 2.0, 0.05, ".2f", "0 = greedy")
-        self.top_p = _slider(w.FloatSlider, "top-p", 0.95, 0.0, 1.0, 0.01, ".2f", "nucleus sampling, in (0, 1]")
-        self.top_k = w.IntText(value=-1, description="top-k", style=_STYLE, layout=_ROW, description_tooltip="-1 = off")
+        self.preset = w.Dropdown(
+            options=[CUSTOM, *store.names()],
+            value=CUSTOM,
+            description="preset",
+            style=_STYLE,
+            layout=_ROW,
+        )
+        self.temperature = _slider(
+            w.FloatSlider, "temperature", 0.8, 0.0, 2.0, 0.05, ".2f", "0 = greedy"
+        )
+        self.top_p = _slider(
+            w.FloatSlider, "top-p", 0.95, 0.0, 1.0, 0.01, ".2f", "nucleus sampling, in (0, 1]"
+        )
+        self.top_k = w.IntText(
+            value=-1, description="top-k", style=_STYLE, layout=_ROW, description_tooltip="-1 = off"
+        )
         self.min_p = _slider(w.FloatSlider, "min-p", 0.0, 0.0, 1.0, 0.01, ".2f", "0 = off")
         self.max_tokens = w.IntText(value=256, description="max tokens", style=_STYLE, layout=_ROW)
-        self.repetition_penalty = _slider(w.FloatSlider, "repetition pen.", 1.0, 0.5, 2.0, 0.05, ".2f", "1 = off")
-        self.presence_penalty = _slider(w.FloatSlider, "presence pen.", 0.0, -2.0, 2.0, 0.1, ".1f", "0 = off")
-        self.frequency_penalty = _slider(w.FloatSlider, "frequency pen.", 0.0, -2.0, 2.0, 0.1, ".1f", "0 = off")
-        self.seed_mode = w.ToggleButtons(options=["random", "fixed"], value="random", description="seed", style={**_STYLE, "button_width": "70px"})
-        self.seed = w.IntText(value=0, layout=w.Layout(width="120px"), description_tooltip="used when the seed is fixed; shows the last random seed")
-        self.stop = w.Text(value="", description="stop", placeholder=r"comma-separated; \n newline, \, comma", style=_STYLE, layout=_ROW)
+        self.repetition_penalty = _slider(
+            w.FloatSlider, "repetition pen.", 1.0, 0.5, 2.0, 0.05, ".2f", "1 = off"
+        )
+        self.presence_penalty = _slider(
+            w.FloatSlider, "presence pen.", 0.0, -2.0, 2.0, 0.1, ".1f", "0 = off"
+        )
+        self.frequency_penalty = _slider(
+            w.FloatSlider, "frequency pen.", 0.0, -2.0, 2.0, 0.1, ".1f", "0 = off"
+        )
+        self.seed_mode = w.ToggleButtons(
+            options=["random", "fixed"], value="random", style={"button_width": "80px"}
+        )
+        self.seed = w.IntText(
+            value=0,
+            layout=w.Layout(width="120px"),
+            description_tooltip="used when the seed is fixed; shows the last random seed",
+        )
+        self.stop = w.Text(
+            value="",
+            description="stop",
+            placeholder=r"comma-separated; \n newline, \, comma",
+            style=_STYLE,
+            layout=_ROW,
+        )
         self.preset_name = w.Text(placeholder="name", layout=w.Layout(width="130px"))
         self.save = w.Button(description="save preset", icon="save", layout=w.Layout(width="120px"))
         self.message = w.HTML()
 
+        for name in ("preset", *PRESET_KEYS, "seed_mode"):
+            getattr(self, name).add_class(
+                f"vstream-ctl-{name.replace('_', '-')}"
+            )  # stable browser-test hooks
         self.apply(initial)
         if preset is not None:
             self.preset.value = preset
@@ -71,17 +120,38 @@ class SamplingControls:
 
         self.box = w.VBox(
             [
-                self.preset, self.temperature, self.top_p, self.top_k, self.min_p, self.max_tokens,
-                self.repetition_penalty, self.presence_penalty, self.frequency_penalty,
-                w.HBox([self.seed_mode, self.seed]), self.stop,
-                w.HBox([self.preset_name, self.save]), self.message,
-            ],  # fmt: skip
+                self.preset,
+                self.temperature,
+                self.top_p,
+                self.top_k,
+                self.min_p,
+                self.max_tokens,
+                self.repetition_penalty,
+                self.presence_penalty,
+                self.frequency_penalty,
+                w.HBox(
+                    [
+                        w.Label(
+                            "seed",
+                            layout=w.Layout(
+                                width="132px", justify_content="flex-end", padding="0 8px 0 0"
+                            ),
+                        ),
+                        self.seed_mode,
+                        self.seed,
+                    ]
+                ),
+                self.stop,
+                w.HBox([self.preset_name, self.save]),
+                self.message,
+            ],
             layout=w.Layout(width="100%"),
         )
 
     def _controls(self) -> list[Any]:
         return [
-            self.temperature, self.top_p, self.top_k, self.min_p, self.max_tokens, self.repetition_penalty,
+            self.temperature, self.top_p, self.top_k, self.min_p, self.max_tokens,
+            self.repetition_penalty,
             self.presence_penalty, self.frequency_penalty, self.seed_mode, self.seed, self.stop,
         ]  # fmt: skip
 
@@ -95,7 +165,16 @@ class SamplingControls:
             raise SamplingError(str(exc)) from None
         values: dict[str, Any] = {
             name: clean(getattr(self, name).value)
-            for name in ("temperature", "top_p", "top_k", "min_p", "max_tokens", "repetition_penalty", "presence_penalty", "frequency_penalty")
+            for name in (
+                "temperature",
+                "top_p",
+                "top_k",
+                "min_p",
+                "max_tokens",
+                "repetition_penalty",
+                "presence_penalty",
+                "frequency_penalty",
+            )
         }
         if stop:
             values["stop"] = stop
@@ -104,7 +183,7 @@ class SamplingControls:
         return {**values, **self.extra}
 
     def sampling(self, *, logprobs: int | None = None, draw_seed: bool = True) -> dict[str, Any]:
-        """Checked settings for one request; in random mode draws a seed (shown, so it can be kept)."""
+        """Checked settings for one request; random mode draws a seed (shown, so it can be kept)."""
         values = self.settings()
         if logprobs is not None:
             values["logprobs"] = logprobs
@@ -128,7 +207,16 @@ class SamplingControls:
         """Set the controls named in ``settings`` (a preset or keyword arguments)."""
         self._applying = True
         try:
-            for name in ("temperature", "top_p", "top_k", "min_p", "max_tokens", "repetition_penalty", "presence_penalty", "frequency_penalty"):
+            for name in (
+                "temperature",
+                "top_p",
+                "top_k",
+                "min_p",
+                "max_tokens",
+                "repetition_penalty",
+                "presence_penalty",
+                "frequency_penalty",
+            ):
                 if name in settings and settings[name] is not None:
                     getattr(self, name).value = settings[name]
             if "stop" in settings:
@@ -147,7 +235,7 @@ class SamplingControls:
             try:
                 self._apply_preset(change["new"])
                 self.message.value = ""
-            except Exception as exc:  # noqa: BLE001 - shown, never a dead control
+            except Exception as exc:
                 self.message.value = _error(exc)
 
     def _on_edit(self, _change: dict[str, Any]) -> None:
@@ -168,8 +256,11 @@ class SamplingControls:
             finally:
                 self._applying = False
             self.preset_name.value = ""
-            self.message.value = f'<span style="color:var(--jp-ui-font-color2,#666)">saved preset {render.escape(name.strip())!s}</span>'
-        except Exception as exc:  # noqa: BLE001
+            self.message.value = (
+                '<span style="color:var(--jp-ui-font-color2,#666)">'
+                f"saved preset {render.escape(name.strip())}</span>"
+            )
+        except Exception as exc:
             self.message.value = _error(exc)
 
     def _refresh_presets(self) -> None:

@@ -9,7 +9,6 @@ shared with the panel's stop field: ``\\n`` newline, ``\\t`` tab, ``\\r`` return
 from __future__ import annotations
 
 import pprint
-import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,7 +44,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "s": " ", ",": ",", "\\": "\\"}
 
 
 def number(value: Any) -> str:
-    """Numbers as a person would type them: ``0`` not ``0.0``, ``0.7`` not ``0.7000000000000001``."""
+    """Numbers as a person types them: ``0`` not ``0.0``, ``0.7`` not ``0.7000000000000001``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, int):
@@ -60,7 +59,7 @@ def clean(value: Any) -> Any:
 
 
 def parse_stop(text: str) -> list[str]:
-    """``"\\n\\n, END"`` → ``["\\n\\n", "END"]``: comma-separated, escapes decoded, blanks dropped."""
+    """``"\\n\\n, END"`` → ``["\\n\\n", "END"]``: split on commas, escapes decoded, no blanks."""
     items, current, i = [], [], 0
     while i < len(text):
         char = text[i]
@@ -124,7 +123,16 @@ def essential(sampling: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def magic_cell(prompt: str, sampling: Mapping[str, Any], *, chat: bool = False, system: str | None = None) -> str:
+def quote(value: str) -> str:
+    """Quote a value for IPython's magic_arguments (shell-like, not POSIX: no ``\\'``)."""
+    if value and not any(c.isspace() or c in "'\"" for c in value):
+        return value
+    return f"'{value}'" if "'" not in value else f'"{value}"'  # both kinds: cannot be written
+
+
+def magic_cell(
+    prompt: str, sampling: Mapping[str, Any], *, chat: bool = False, system: str | None = None
+) -> str:
     """The ``%%vstream`` cell that sends ``prompt`` with these settings.
 
     Settings the magic has no option for (e.g. ``ignore_eos``) are listed in
@@ -134,11 +142,11 @@ def magic_cell(prompt: str, sampling: Mapping[str, Any], *, chat: bool = False, 
     if chat:
         args.append("--chat")
     if system:
-        args += ["--system", shlex.quote(escape_value(system))]
+        args += ["--system", quote(escape_value(system))]
     for name, value in essential(sampling).items():
         if name == "stop":
             for stop in value:
-                args += ["--stop", shlex.quote(escape_value(stop))]
+                args += ["--stop", quote(escape_value(stop))]
         elif name in MAGIC_OPTIONS:
             args += [MAGIC_OPTIONS[name], number(value)]
     return " ".join(args) + "\n" + prompt
@@ -155,7 +163,9 @@ def _kwargs(sampling: Mapping[str, Any], chat: bool, system: str | None) -> list
     if system:
         parts.append(f"system={system!r}")
     for name, value in essential(sampling).items():
-        parts.append(f"{name}={number(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)}")
+        parts.append(
+            f"{name}={repr(value) if isinstance(value, (bool, str, list)) else number(value)}"
+        )
     return parts
 
 

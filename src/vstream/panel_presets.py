@@ -8,6 +8,7 @@ the process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -20,12 +21,31 @@ from typing import Any
 from .config import validate_sampling
 from .errors import SamplingError
 
-_STYLE_NEUTRAL = {"top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+_STYLE_NEUTRAL = {
+    "top_k": -1,
+    "min_p": 0.0,
+    "repetition_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
 
 BUILTIN: dict[str, dict[str, Any]] = {
     "greedy": {**_STYLE_NEUTRAL, "temperature": 0.0, "top_p": 1.0},
-    "balanced": {**_STYLE_NEUTRAL, "temperature": 0.7, "top_p": 0.9, "min_p": 0.02, "repetition_penalty": 1.05},
-    "creative": {**_STYLE_NEUTRAL, "temperature": 1.1, "top_p": 0.98, "min_p": 0.05, "presence_penalty": 0.4, "frequency_penalty": 0.2},
+    "balanced": {
+        **_STYLE_NEUTRAL,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "min_p": 0.02,
+        "repetition_penalty": 1.05,
+    },
+    "creative": {
+        **_STYLE_NEUTRAL,
+        "temperature": 1.1,
+        "top_p": 0.98,
+        "min_p": 0.05,
+        "presence_penalty": 0.4,
+        "frequency_penalty": 0.2,
+    },
 }
 
 # What a user preset may hold: the panel's sampling controls.
@@ -64,7 +84,7 @@ class PresetStore:
         raise KeyError(f"no preset named {name!r}; known: {', '.join(self.names())}")
 
     def save(self, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """Store ``settings`` as preset ``name`` (checked first, so a preset never holds bad values)."""
+        """Store ``settings`` as ``name``, checked first: a preset never holds bad values."""
         name = name.strip()
         if not name:
             raise SamplingError("give the preset a name")
@@ -86,7 +106,7 @@ class PresetStore:
 
     def on_change(self, method: Callable[[], None]) -> None:
         """Call a bound ``method`` when presets change (held weakly: panels can be collected)."""
-        self._listeners.append(weakref.WeakMethod(method))  # type: ignore[arg-type]
+        self._listeners.append(weakref.WeakMethod(method))
 
     def _changed(self) -> None:
         alive = []
@@ -94,10 +114,8 @@ class PresetStore:
             method = ref()
             if method is not None:
                 alive.append(ref)
-                try:
+                with contextlib.suppress(Exception):
                     method()
-                except Exception:
-                    pass
         self._listeners = alive
 
     def _load(self) -> None:

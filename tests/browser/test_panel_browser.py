@@ -1,0 +1,163 @@
+"""vstream.Panel in a real JupyterLab + Chromium: what a person sees and does.
+
+Each test's kernel starts its own engine (~30-60 s on 2 cores), so the first waits are long.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from playwright.sync_api import expect
+
+from .lab import LabPage, LabServer
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+ENGINE_MS = 240_000  # engine start inside the browser's kernel, plus the first request
+
+SETUP = """\
+import vstream
+vstream.engine(gpu_memory_utilization=0.1)
+panel = vstream.Panel({prompt!r}, {options})
+panel"""
+
+# Records every distinct text the first output shows, from inside the page (no polling gaps).
+RECORD_JS = """
+() => {
+  window.__vstreamStates = [];
+  const out = document.querySelector('.vstream-output');
+  const record = () => {
+    const pre = out.querySelector('.vstream-text');
+    const text = pre ? pre.textContent : '';
+    const states = window.__vstreamStates;
+    if (states.length === 0 || states[states.length - 1] !== text) states.push(text);
+  };
+  new MutationObserver(record).observe(out, {subtree: true, childList: true, characterData: true});
+}
+"""
+
+
+def _open_panel(
+    lab: LabServer, lab_page: LabPage, name: str, prompt: str, options: str, extra: list[str]
+) -> object:
+    nb = lab.write_notebook(name, [SETUP.format(prompt=prompt, options=options), *extra])
+    lab_page.open_notebook(nb.name)
+    lab_page.run_current_cell(0)
+    panel = lab_page.cell(0).locator(".vstream-panel")
+    expect(panel).to_be_visible()
+    expect(panel.locator(".vstream-engine-status")).to_contain_text(
+        "engine ready", timeout=ENGINE_MS
+    )
+    return panel
+
+
+def _status(panel: object) -> object:
+    return panel.locator(".vstream-output .vstream-status").first  # type: ignore[attr-defined]
+
+
+def test_panel_streams_stops_exports_and_keeps_the_kernel_free(
+    lab: LabServer, lab_page: LabPage
+) -> None:
+    page = lab_page.page
+    panel = _open_panel(
+        lab, lab_page, "panel.ipynb", "", "chat=True, max_tokens=120",
+        ["import time\ntime.sleep(3)\nprint('slept')", "print(6 * 7)"],
+    )  # fmt: skip
+
+    # 1. Type a prompt, Generate: the text grows through several states and ends with metrics.
+    panel.locator(".vstream-prompt textarea").fill(
+        "Write a short poem about a lighthouse by the sea."
+    )
+    page.evaluate(RECORD_JS)
+    t0 = time.monotonic()
+    panel.locator(".vstream-generate").click()
+    expect(_status(panel)).to_contain_text("finish:", timeout=ENGINE_MS)
+    took = time.monotonic() - t0
+    status = _status(panel).inner_text()
+    states = page.evaluate("window.__vstreamStates")
+    final = panel.locator(".vstream-output .vstream-text").first.inner_text()
+    intermediate = [s for s in states if s and s != final]
+    print(f"\nfirst generation: {took:.1f} s, {len(states)} distinct states, status: {status}")
+    assert len(intermediate) >= 3, states
+    assert all(final.startswith(s.rstrip("▌")) for s in intermediate)  # it grew, never rewrote
+    assert re.search(r"TTFT \d+ ms · \d+ tokens · [\d.]+ tok/s · finish: (stop|length)", status)
+    assert "You" in panel.locator(".vstream-history-view").inner_text()
+    expect(panel.locator(".vstream-generate")).to_be_enabled()
+    DOCS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 1500})  # room for the whole panel
+    panel.scroll_into_view_if_needed()
+    panel.screenshot(path=str(DOCS / "panel.png"))
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+    # 2. A long generation: a cell that blocks for 3 s does not freeze it; another cell runs
+    #    while it streams; Stop ends it and keeps the text.
+    panel.locator(".vstream-ctl-max-tokens input").fill("2000")
+    panel.locator(".vstream-ctl-max-tokens input").press("Enter")
+    panel.locator(".vstream-prompt textarea").fill(
+        "Tell me a very long story about a dragon and a knight."
+    )
+    panel.locator(".vstream-generate").click()
+    expect(_status(panel)).to_contain_text(
+        re.compile(r"[1-9]\d* tokens · .*streaming"), timeout=60_000
+    )
+    lab_page.select_cell(1)
+    page.keyboard.press("Shift+Enter")  # time.sleep(3) in the kernel's main thread
+    time.sleep(0.5)
+    before = len(panel.locator(".vstream-output .vstream-text").first.inner_text())
+    time.sleep(1.5)
+    after = len(panel.locator(".vstream-output .vstream-text").first.inner_text())
+    assert after > before, "the panel froze while a cell blocked the kernel"
+    expect(lab_page.cell(1).locator(".jp-OutputArea")).to_contain_text("slept", timeout=30_000)
+    lab_page.select_cell(2)
+    page.keyboard.press("Shift+Enter")
+    expect(lab_page.cell(2).locator(".jp-OutputArea")).to_contain_text("42", timeout=10_000)
+    assert "streaming" in _status(panel).inner_text()  # print(6*7) ran while the panel streamed
+    partial = panel.locator(".vstream-output .vstream-text").first.inner_text()
+    panel.locator(".vstream-stop").click()
+    expect(_status(panel)).to_contain_text("finish: cancelled", timeout=10_000)
+    kept = panel.locator(".vstream-output .vstream-text").first.inner_text()
+    assert kept.startswith(partial.rstrip("▌")) and len(kept) >= len(partial.rstrip("▌"))
+    assert int(re.search(r"(\d+) tokens", _status(panel).inner_text()).group(1)) < 2000
+    expect(panel.locator(".vstream-generate")).to_be_enabled()
+    expect(panel.locator(".vstream-stop")).to_be_disabled()
+
+    # 3. Drag the temperature slider to its left end: the export shows temperature 0.
+    handle = panel.locator(".vstream-ctl-temperature .noUi-handle").first
+    track = panel.locator(".vstream-ctl-temperature .noUi-target").first
+    hbox, tbox = handle.bounding_box(), track.bounding_box()
+    page.mouse.move(hbox["x"] + hbox["width"] / 2, hbox["y"] + hbox["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(tbox["x"] - 40, hbox["y"] + hbox["height"] / 2, steps=8)
+    page.mouse.up()
+    expect(panel.locator(".vstream-ctl-temperature .widget-readout")).to_have_text("0.00")
+    panel.locator(".vstream-export").click()
+    code = panel.locator(".vstream-code textarea")
+    expect(code).to_have_value(
+        re.compile(r"^%%vstream --chat --temperature 0 --top-p 0\.95 --max-tokens 2000 ")
+    )
+
+
+def test_markup_in_chat_prompts_shows_literally_and_runs_nothing(
+    lab: LabServer, lab_page: LabPage
+) -> None:
+    page = lab_page.page
+    panel = _open_panel(
+        lab, lab_page, "inject.ipynb", "", "chat=True, temperature=0.0, max_tokens=16", []
+    )
+    title = page.title()
+    payloads = [
+        "<img src=x onerror=\"document.title='pwned'\">",
+        "<script>document.title='pwned2'</script>",
+    ]
+    for payload in payloads:
+        panel.locator(".vstream-prompt textarea").fill(payload)
+        panel.locator(".vstream-generate").click()
+        expect(panel.locator(".vstream-generate")).to_be_disabled()
+        expect(panel.locator(".vstream-generate")).to_be_enabled(timeout=ENGINE_MS)
+    history = panel.locator(".vstream-history-view")
+    for payload in payloads:
+        expect(history).to_contain_text(payload)
+    time.sleep(0.5)  # an onerror handler would have fired by now
+    assert page.title() == title and "pwned" not in page.title()
+    assert panel.locator(".vstream-history-view img, .vstream-history-view script").count() == 0
