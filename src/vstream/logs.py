@@ -72,7 +72,10 @@ def _point_loaded_loggers_at(path: Path) -> None:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             _console_handlers.append(handler)
             vllm_logger.removeHandler(handler)
-    if not any(getattr(h, "_vstream", False) for h in vllm_logger.handlers):
+    already = any(
+        isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in vllm_logger.handlers
+    )
+    if not already:
         handler = logging.FileHandler(path)
         handler.setFormatter(logging.Formatter(_FORMAT))
         handler._vstream = True  # type: ignore[attr-defined]

@@ -158,7 +158,10 @@ class LocalBackend:
                 stream._finish(ERROR, error=EngineDeadError("the engine ended the request without finishing it"))
 
     def unfinished_requests(self) -> int:
-        return 0 if self._engine is None else int(self._engine.get_num_unfinished_requests())
+        if self._engine is None:
+            return 0
+        # AsyncLLM gained this method after 0.26; its output processor has it in both lines.
+        return int(self._engine.output_processor.get_num_unfinished_requests())
 
     def dead_reason(self) -> str | None:
         engine = self._engine
