@@ -58,6 +58,8 @@ class EngineConfig:
     seed: int = 0
     allow_download: bool = False
     engine_args: tuple[tuple[str, Any], ...] = ()
+    # Set: tokens come from an OpenAI-compatible server (``vstream.connect``), not an in-process engine.
+    base_url: str | None = None
 
     @classmethod
     def from_kwargs(cls, base: EngineConfig | None = None, **kwargs: Any) -> EngineConfig:

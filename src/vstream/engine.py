@@ -75,6 +75,8 @@ class EngineHost:
         self._requests: dict[str, Stream] = {}
         self._counter = itertools.count(1)
         self._listeners: list[Callable[[EngineStatus], None]] = []
+        # Kept out of EngineConfig so that it never shows in a repr, a status line or a notebook.
+        self.api_key: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -88,12 +90,10 @@ class EngineHost:
         return self
 
     def _launch(self) -> None:
-        from .backends.local import LocalBackend
-
         self._state, self._phase, self._error = STARTING, "preparing", None
         self._started_at, self._ready_at = time.perf_counter(), None
         self._ready.clear()
-        self._backend = LocalBackend(self.config, self.device, self.verbose)
+        self._backend = self._make_backend()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="vstream-engine-loop", daemon=True
@@ -101,6 +101,16 @@ class EngineHost:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._boot(self._backend), self._loop)
         self._notify()
+
+    def _make_backend(self) -> Backend:
+        """The one place that decides where tokens come from."""
+        if self.config.base_url:
+            from .backends.remote import RemoteBackend
+
+            return RemoteBackend(self.config, api_key=self.api_key)
+        from .backends.local import LocalBackend
+
+        return LocalBackend(self.config, self.device, self.verbose)
 
     async def _boot(self, backend: Backend) -> None:
         try:

@@ -16,7 +16,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Dict, Float, Unicode
 
-from . import render
+from . import escapes, render
 from .config import validate_sampling
 from .engine import READY, STARTING, EngineHost, engine
 from .errors import EngineConfigError, EngineStartError, SamplingError, VStreamError
@@ -74,7 +74,7 @@ class VStreamMagics(Magics):
     @argument("--min-p", type=float, help="Drop tokens with probability < min-p × the top token's, in [0, 1].")
     @argument("--max-tokens", "-m", type=int, help="Most tokens to generate (≥ 1).")
     @argument("--seed", type=int, help="Per-request seed, for reproducible samples.")
-    @argument("--stop", action="append", help="Stop string (repeat the option for several).")
+    @argument("--stop", action="append", help="Stop string (repeat for several); \\n, \\t, \\s escapes.")
     @argument("--repetition-penalty", type=float, help="> 0; above 1 discourages repeats.")
     @argument("--presence-penalty", type=float, help="In [-2, 2].")
     @argument("--frequency-penalty", type=float, help="In [-2, 2].")
@@ -95,8 +95,8 @@ class VStreamMagics(Magics):
         request in the engine and keeps the text so far.
         """
         args = parse_argstring(self.vstream_cell, line)
-        args.system = _unquote(args.system)
-        args.stop = [_unquote(s) for s in args.stop] if args.stop else None
+        args.system = _decoded(args.system)
+        args.stop = [_decoded(s) for s in args.stop] if args.stop else None
         sampling = self._sampling_from(args)
         samples = args.samples
         if not 1 <= samples <= MAX_SAMPLES:
@@ -254,11 +254,13 @@ class VStreamMagics(Magics):
         print("\n".join(lines) if lines else f"vstream: no engine log yet ({logs.log_file()})")
 
 
-def _unquote(value: str | None) -> str | None:
-    # magic_arguments splits like a shell but keeps the quotes around a quoted value.
-    if value is not None and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
+def _decoded(value: str | None) -> str | None:
+    """An option value as meant: outer quotes removed (magic_arguments keeps them), escapes decoded."""
+    if value is None:
+        return None
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return escapes.decode(value)
 
 
 def _key_values(words: list[str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .config import SAMPLING_PARAMETERS
+from .escapes import ESCAPES as _ESCAPES
 
 # Values that change nothing: left out of exported code unless listed in ALWAYS.
 NEUTRAL: dict[str, Any] = {
@@ -40,7 +41,6 @@ MAGIC_OPTIONS = {
     "logprobs": "--logprobs",
 }
 
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "s": " ", ",": ",", "\\": "\\"}
 
 
 def number(value: Any) -> str:

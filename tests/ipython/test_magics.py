@@ -123,3 +123,10 @@ def test_magic_help_documents_the_options(shell):
     doc = shell.find_cell_magic("vstream").__doc__
     for option in ("--temperature", "--top-p", "--samples", "--logprobs", "--out", "--no-interpolate"):
         assert option in doc
+
+
+def test_stop_and_system_values_decode_escapes(shell):
+    shell.run_cell_magic("vstream", r"--stop '\n\n' --stop ' END' --system 'Line one\nline two' -m 3 --out e", "Hello")
+    stream = shell.user_ns["e"]
+    assert stream.sampling["stop"] == ["\n\n", " END"]
+    assert "Line one\nline two<|im_end|>" in stream.prompt

@@ -76,7 +76,7 @@ def test_export_leaves_out_neutral_values_but_keeps_what_ran():
 def test_magic_cell_options_parse_back_with_the_magics_own_parser():
     from IPython.core.magic_arguments import parse_argstring
 
-    from vstream.magics import VStreamMagics, _unquote
+    from vstream.magics import VStreamMagics, _decoded
 
     sampling = {
         "temperature": 0.3, "top_p": 0.9, "max_tokens": 99, "seed": 7,
@@ -87,10 +87,10 @@ def test_magic_cell_options_parse_back_with_the_magics_own_parser():
     assert body == "Say <b>hi</b>\nplease"
     assert first.startswith("%%vstream ")
     args = parse_argstring(VStreamMagics.vstream_cell, first[len("%%vstream ") :])
-    assert args.chat and _unquote(args.system) == r"Be 'brief'\nnow"  # escaped: one line
+    assert args.chat and _decoded(args.system) == "Be 'brief'\nnow"  # one line, decoded back
     assert (args.temperature, args.top_p, args.top_k, args.max_tokens) == (0.3, 0.9, 40, 99)
     assert (args.seed, args.logprobs) == (7, 5)
-    assert [_unquote(s) for s in args.stop] == [r"\n\n", "it's", 'say "x"']
+    assert [_decoded(s) for s in args.stop] == ["\n\n", "it's", 'say "x"']
 
 
 def test_settings_the_magic_lacks_are_reported():
