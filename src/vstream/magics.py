@@ -227,6 +227,29 @@ class VStreamMagics(Magics):
             raise UsageError(str(exc)) from None
         print(f"vstream: engine {host.status()}")
 
+    def _cmd_connect(self, rest: list[str]) -> None:
+        """``%vstream connect [URL] [model=NAME]``: stream from a shared ``vllm serve``.
+
+        The API key comes from $VSTREAM_API_KEY (or $OPENAI_API_KEY), never from the cell, so it
+        is not saved in the notebook; in Python, ``vstream.connect(url, api_key=getpass())``.
+        """
+        from .connect import connect
+
+        url = rest[0] if rest and "=" not in rest[0] else None
+        options = _key_values(rest[1:] if url else rest)
+        if "api_key" in options:
+            raise UsageError(
+                "don't write the API key in a cell (it would be saved in the notebook): set "
+                "$VSTREAM_API_KEY, or call vstream.connect(url, api_key=getpass.getpass())"
+            )
+        unknown = set(options) - {"model"}
+        if unknown:
+            raise UsageError(f"%vstream connect takes a URL and model=NAME, got {sorted(unknown)[0]!r}")
+        try:
+            connect(url, model=options.get("model"))
+        except (VStreamError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+
     def _cmd_shutdown(self, rest: list[str]) -> None:
         from .engine import shutdown
 
@@ -277,7 +300,14 @@ def _key_values(words: list[str]) -> dict[str, Any]:
     return out
 
 
+# %reload_ext is unload + load in one cell: the engine is stopped only if the cell that unloaded
+# the extension ends without loading it again, so a reload keeps the warm engine.
+_unload_pending = False
+
+
 def load(ipython: Any) -> None:
+    global _unload_pending
+    _unload_pending = False
     magics = VStreamMagics(shell=ipython)
     ipython.register_magics(magics)
     if magics.autostart:
@@ -289,10 +319,20 @@ def load(ipython: Any) -> None:
 
 
 def unload(ipython: Any) -> None:
-    from .engine import shutdown
-
+    global _unload_pending
     manager = ipython.magics_manager
     for kind in ("line", "cell"):
         manager.magics[kind].pop("vstream", None)
     manager.registry.pop("VStreamMagics", None)
-    shutdown()
+    _unload_pending = True
+
+    def stop_engine_after_cell(*_args: Any) -> None:
+        global _unload_pending
+        ipython.events.unregister("post_run_cell", stop_engine_after_cell)
+        if _unload_pending:
+            _unload_pending = False
+            from .engine import shutdown
+
+            shutdown()
+
+    ipython.events.register("post_run_cell", stop_engine_after_cell)

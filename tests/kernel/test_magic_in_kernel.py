@@ -22,7 +22,9 @@ CELLS = [
     "%%vstream --max-tokens 1500 --ignore-eos --out long\nWrite a very long story about a lighthouse:",
     "import time\ntime.sleep(0.5)\nprint('unfinished', vstream.engine().unfinished_requests(), long.finish_reason, len(long.token_ids))",
     "%%vstream -t 0 -m 20 --chat --out paris\nWhat is the capital of France?",
-    "pids = vstream.engine().process_ids()\n%unload_ext vstream\nimport psutil\nprint('alive after unload', [p for p in pids if psutil.pid_exists(p)])",
+    "pids = vstream.engine().process_ids()\n%reload_ext vstream\nprint('same engine after reload', vstream.engine().process_ids() == pids)",
+    "%unload_ext vstream",
+    "import psutil\nprint('alive after unload', [p for p in pids if psutil.pid_exists(p)], vstream.current().state)",
 ]
 
 
@@ -76,4 +78,5 @@ def test_notebook_runs_interrupt_aborts_in_engine_and_outputs_survive_saving(tmp
     assert "finish: cancelled" in partial
 
     assert "Paris" in _text(saved.cells[6].outputs)
-    assert "alive after unload []" in _text(saved.cells[7].outputs)
+    assert "same engine after reload True" in _text(saved.cells[7].outputs)
+    assert "alive after unload [] stopped" in _text(saved.cells[9].outputs)
