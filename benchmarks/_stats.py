@@ -1,0 +1,75 @@
+"""Per-run summaries: every runner returns one record per stream, in ``perf_counter`` seconds.
+
+A record is ``{"start", "first", "last", "done", "tokens", "text"}`` where ``start`` is when the
+batch was submitted (the same for every stream of a run), ``first``/``last`` when the consumer saw
+the first/last token and ``done`` when the path reported the end (for UI paths: the final paint).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in [0, 100]); None for no values."""
+    data = sorted(v for v in values if v is not None)
+    if not data:
+        return None
+    if len(data) == 1:
+        return data[0]
+    pos = (len(data) - 1) * q / 100.0
+    low, high = math.floor(pos), math.ceil(pos)
+    return data[low] + (data[high] - data[low]) * (pos - low)
+
+
+def median(values: Iterable[float | None]) -> float | None:
+    data = [v for v in values if v is not None]
+    return statistics.median(data) if data else None
+
+
+def summarise(records: Sequence[dict[str, Any]], expected_tokens: int) -> dict[str, Any]:
+    """One run (one batch of streams) → TTFT percentiles, decode and aggregate speed."""
+    start = min(r["start"] for r in records)
+    ttft = [(r["first"] - r["start"]) * 1000 for r in records if r["first"] is not None]
+    decode = [
+        (r["tokens"] - 1) / (r["last"] - r["first"])
+        for r in records
+        if r["first"] is not None
+        and r["last"] is not None
+        and r["last"] > r["first"]
+        and r["tokens"] > 1
+    ]
+    total = sum(r["tokens"] for r in records)
+    last = max((r["last"] for r in records if r["last"] is not None), default=None)
+    done = max(r["done"] for r in records)
+    return {
+        "streams": len(records),
+        "tokens": total,
+        "tokens_ok": all(r["tokens"] == expected_tokens for r in records),
+        "ttft_ms_p50": percentile(ttft, 50),
+        "ttft_ms_p95": percentile(ttft, 95),
+        "decode_tok_s": median(decode),  # per stream, median over the batch
+        "agg_tok_s": total / (last - start) if last and last > start else None,
+        "e2e_tok_s": total / (done - start) if done > start else None,  # up to the path's end
+        "e2e_s": done - start,
+    }
+
+
+def combine(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Repetitions of one path at one size → medians of each numeric field, runs kept."""
+    out: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, bool):
+            out[key] = all(r.get(key, True) for r in runs)
+        elif isinstance(value, (int, float)) or value is None:
+            out[key] = median(r.get(key) for r in runs)
+    out["reps"] = len(runs)
+    out["runs"] = list(runs)
+    return out
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b

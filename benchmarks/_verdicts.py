@@ -1,0 +1,244 @@
+"""The issue's targets as PASS/FAIL lines, and the compact table printed at the end of a run.
+
+Every verdict compares numbers measured side by side in one run (medians over repetitions).
+Throughput is ``agg_tok_s``: tokens over the time until the consumer had (or the UI showed) the
+last one; for one stream the API is also held to its decode speed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._stats import ratio
+
+API_MIN, UI_MIN, TTFT_SLACK_MS, UI_MAX_RATE, GPU_SLACK_GIB = 0.98, 0.97, 2.0, 20.0, 0.5
+
+
+def _get(mode: dict[str, Any], path: str, n: str) -> dict[str, Any] | None:
+    section = (mode.get("paths") or {}).get(path)
+    return section.get(n) if isinstance(section, dict) else None
+
+
+def _check(name: str, ok: bool | None, detail: str) -> dict[str, Any]:
+    return {"target": name, "pass": ok, "detail": detail}
+
+
+def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for mode_name, mode in result["modes"].items():
+        raw_sizes = (mode.get("paths") or {}).get("raw") or {}
+        for n in raw_sizes:
+            raw, api = raw_sizes[n], _get(mode, "api", n)
+            if api is None:
+                out.append(_check(f"{mode_name}: API at {n} streams", False, "API path missing"))
+                continue
+            keys = ["agg_tok_s"] + (["decode_tok_s"] if n == "1" else [])
+            for key in keys:
+                r = ratio(api[key], raw[key])
+                out.append(
+                    _check(
+                        f"{mode_name}: API {key} >= {API_MIN} x raw at {n} streams",
+                        r is not None and r >= API_MIN,
+                        f"{_f(api[key])} vs {_f(raw[key])} = {_f(r, 3)}x",
+                    )
+                )
+            d = None if api["ttft_ms_p50"] is None else api["ttft_ms_p50"] - raw["ttft_ms_p50"]
+            out.append(
+                _check(
+                    f"{mode_name}: API TTFT p50 <= raw + {TTFT_SLACK_MS:g} ms at {n} streams",
+                    d is not None and d <= TTFT_SLACK_MS,
+                    f"{_f(api['ttft_ms_p50'])} vs {_f(raw['ttft_ms_p50'])} ms"
+                    f" = {_f(d, 2, sign=True)} ms",
+                )
+            )
+            for path in ("magic", "panel"):
+                ui = _get(mode, path, n)
+                if ui is None:
+                    if (
+                        path == "panel"
+                        and n in ("1", "8")
+                        and (mode.get("paths") or {}).get("panel") is None
+                    ):
+                        out.append(
+                            _check(
+                                f"{mode_name}: panel at {n} streams",
+                                None,
+                                mode["paths"].get("panel_reason") or "panel not measured",
+                            )
+                        )
+                    continue
+                r = ratio(ui["agg_tok_s"], raw["agg_tok_s"])
+                out.append(
+                    _check(
+                        f"{mode_name}: {path} agg_tok_s >= {UI_MIN} x raw at {n} streams",
+                        r is not None and r >= UI_MIN,
+                        f"{_f(ui['agg_tok_s'])} vs {_f(raw['agg_tok_s'])} = {_f(r, 3)}x",
+                    )
+                )
+                rate = ui.get("updates_per_s_max")
+                out.append(
+                    _check(
+                        f"{mode_name}: {path} <= {UI_MAX_RATE:g} updates/s per stream,"
+                        f" final text = Stream text at {n}",
+                        (rate is None or rate <= UI_MAX_RATE)
+                        and ui.get("final_text_matches") is True,
+                        f"{_f(rate)}/s (all paints {_f(ui.get('updates_per_s_overall_max'))}/s),"
+                        f" text match {ui.get('final_text_matches')}",
+                    )
+                )
+        out.extend(_memory_checks(mode_name, mode, result["device"]))
+        server = (result.get("alternatives") or {}).get(mode_name, {}).get("server")
+        if server and server.get("sizes"):
+            for n, srv in server["sizes"].items():
+                api = _get(mode, "api", n)
+                if api is None:
+                    continue
+                out.append(
+                    _check(
+                        f"{mode_name}: API agg_tok_s >= vllm serve at {n} streams",
+                        api["agg_tok_s"] >= srv["agg_tok_s"],
+                        f"{_f(api['agg_tok_s'])} vs {_f(srv['agg_tok_s'])}",
+                    )
+                )
+                out.append(
+                    _check(
+                        f"{mode_name}: API TTFT p50 <= vllm serve at {n} streams",
+                        api["ttft_ms_p50"] <= srv["ttft_ms_p50"],
+                        f"{_f(api['ttft_ms_p50'])} vs {_f(srv['ttft_ms_p50'])} ms",
+                    )
+                )
+        elif server and server.get("error"):
+            out.append(_check(f"{mode_name}: vllm serve comparison", False, server["error"][:200]))
+    return out
+
+
+def _memory_checks(mode_name: str, mode: dict[str, Any], device: str) -> list[dict[str, Any]]:
+    points = {p["label"]: p for p in mode.get("memory") or []}
+    before, after = points.get("before start"), points.get("after shutdown")
+    if before is None or after is None:
+        return [_check(f"{mode_name}: memory after shutdown", False, "no reading after shutdown")]
+    out = []
+    if device == "cuda":
+        b, a = before.get("gpu_used_gib"), after.get("gpu_used_gib")
+        ok = b is not None and a is not None and a - b <= GPU_SLACK_GIB
+        out.append(
+            _check(
+                f"{mode_name}: GPU memory after shutdown within {GPU_SLACK_GIB} GiB of before",
+                ok,
+                f"{_f(b, 2)} -> {_f(a, 2)} GiB",
+            )
+        )
+    out.append(
+        _check(
+            f"{mode_name}: no engine process left after shutdown",
+            after["engine_processes_alive"] == 0,
+            f"{after['engine_processes_alive']} alive; available memory"
+            f" {before['system_available_gib']:.1f} -> {after['system_available_gib']:.1f} GiB",
+        )
+    )
+    final = points.get("after final shutdown")
+    if final is not None:
+        out.append(
+            _check(
+                f"{mode_name}: no engine process left after restart + shutdown",
+                final["engine_processes_alive"] == 0,
+                f"{final['engine_processes_alive']} alive",
+            )
+        )
+    return out
+
+
+def _f(value: Any, digits: int = 1, sign: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    """A compact text table: one block per mode, then start-up, memory, alternatives, verdicts."""
+    sizes = ", ".join(f"{s['streams']}x{s['tokens']}" for s in result["sizes"])
+    lines = [
+        f"vstream benchmark · {result['device_name']} · vLLM {result.get('vllm')}"
+        f" · torch {result.get('torch')} · {result['date']}",
+        f"sizes {sizes} (streams x tokens) · reps {result['reps']} · "
+        f"temperature {result['temperature']} · ignore_eos · wall {result.get('wall_s', 0):.0f} s",
+    ]
+    for mode_name, mode in result["modes"].items():
+        lines.append(
+            f"-- {mode_name}: tok/s = agg (1 stream: decode), others as ratio to raw;"
+            " TTFT p50 ms (p95); api-th = thread per stream"
+        )
+        lines.append(
+            f"{'n':>3} {'raw tok/s':>10} {'api':>6} {'api-th':>6} {'magic':>6} {'panel':>6}"
+            f" {'TTFT raw':>14} {'api':>14} {'magic':>7} {'panel':>7} {'upd/s':>9}"
+        )
+        for n, raw in ((mode.get("paths") or {}).get("raw") or {}).items():
+            api, threads, magic, panel = (
+                _get(mode, p, n) for p in ("api", "api_threads", "magic", "panel")
+            )
+            key = "decode_tok_s" if n == "1" else "agg_tok_s"
+            cols = [
+                f"{n:>3}",
+                f"{_f(raw[key]):>10}",
+                f"{_f(ratio(api and api[key], raw[key]), 3):>6}",
+            ]
+            cols += [
+                f"{_f(ratio(u and u['agg_tok_s'], raw['agg_tok_s']), 3):>6}"
+                for u in (threads, magic, panel)
+            ]
+            cols += [
+                f"{_f(raw['ttft_ms_p50'])} ({_f(raw['ttft_ms_p95'])})".rjust(14),
+                (f"{_f(api['ttft_ms_p50'])} ({_f(api['ttft_ms_p95'])})" if api else "-").rjust(14),
+            ]
+            cols += [f"{_f(u and u['ttft_ms_p50']):>7}" for u in (magic, panel)]
+            rates = [u.get("updates_per_s_max") for u in (magic, panel) if u]
+            cols.append("/".join(_f(r) for r in rates).rjust(9) if rates else f"{'-':>9}")
+            lines.append(" ".join(cols))
+        s = mode.get("startup") or {}
+        lines.append(
+            f"startup: %load_ext -> ready {_f(s.get('engine_ready_s'))} s,"
+            f" -> first token {_f(s.get('load_ext_to_first_token_s'))} s;"
+            f" after typing {s.get('typing_s')} s the user waits"
+            f" {_f(s.get('wait_after_typing_s'), 2)} s; restart {_f(mode.get('restart_ready_s'))} s"
+        )
+        mem = " · ".join(_mem(p, result["device"]) for p in mode.get("memory") or [])
+        lines.append(f"memory: {mem}")
+        alt = (result.get("alternatives") or {}).get(mode_name) or {}
+        srv = alt.get("server") or {}
+        if srv.get("sizes"):
+            parts = [
+                f"{n}: {_f(v['decode_tok_s'] if n == '1' else v['agg_tok_s'])} tok/s,"
+                f" TTFT {_f(v['ttft_ms_p50'])} ms"
+                for n, v in srv["sizes"].items()
+            ]
+            lines.append(
+                f"vllm serve + openai (ready {_f(srv.get('ready_s'))} s): " + " · ".join(parts)
+            )
+        elif srv.get("error"):
+            lines.append(f"vllm serve: {srv['error'][:150]}")
+        for err in (mode.get("errors") or [])[:3]:
+            lines.append(f"error: {err[:160]}")
+    hf = (result.get("alternatives") or {}).get("transformers")
+    if hf:
+        lines.append(
+            "transformers TextIteratorStreamer (1 stream): "
+            + (
+                f"{_f(hf.get('decode_tok_s'))} tok/s, TTFT {_f(hf.get('ttft_ms_p50'))} ms"
+                f" (first word), load {_f(hf.get('load_s'))} s"
+                if "error" not in hf
+                else hf["error"][:150]
+            )
+        )
+    checks = result.get("targets") or []
+    passed = sum(1 for c in checks if c["pass"] is True)
+    lines.append(f"-- targets: {passed}/{len(checks)} pass")
+    for c in checks:
+        mark = "PASS" if c["pass"] is True else ("n/a " if c["pass"] is None else "FAIL")
+        lines.append(f"{mark} {c['target']}: {c['detail']}")
+    return lines
+
+
+def _mem(point: dict[str, Any], device: str) -> str:
+    if device == "cuda":
+        return f"{point['label']} {_f(point.get('gpu_used_gib'), 2)} GiB"
+    return f"{point['label']} {point['engine_rss_gib']:.2f}/{point['system_available_gib']:.1f}"

@@ -1,0 +1,134 @@
+"""``python -m benchmarks.report [--write README.md] [FILES...]``: results JSON → Markdown table.
+
+Reads ``benchmarks/results/*.json`` (or the files given), prints one table row per file, mode and
+size, and with ``--write`` replaces what lies between ``<!-- bench:start -->`` and
+``<!-- bench:end -->`` in that file (the markers are appended if the file has none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._stats import ratio
+
+RESULTS = Path(__file__).resolve().parent / "results"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _at(paths: dict[str, Any], path: str, n: str) -> dict[str, Any] | None:
+    section = paths.get(path)
+    return section.get(n) if isinstance(section, dict) else None
+
+
+def rows(result: dict[str, Any], name: str) -> list[str]:
+    out = []
+    device = result.get("device_name", "?").split(",")[0]
+    versions = f"vLLM {result.get('vllm')}"
+    for mode, data in (result.get("modes") or {}).items():
+        paths = data.get("paths") or {}
+        server = (((result.get("alternatives") or {}).get(mode) or {}).get("server") or {}).get(
+            "sizes"
+        ) or {}
+        start = data.get("startup") or {}
+        for n, raw in (paths.get("raw") or {}).items():
+            key = "decode_tok_s" if n == "1" else "agg_tok_s"
+
+            api, magic, panel = (_at(paths, p, n) for p in ("api", "magic", "panel"))
+            srv = server.get(n)
+            tokens = next(
+                (s["tokens"] for s in result.get("sizes", []) if str(s["streams"]) == n), "?"
+            )
+            out.append(
+                " | ".join(
+                    [
+                        f"| {name}",
+                        device,
+                        versions,
+                        mode,
+                        f"{n}x{tokens}",
+                        _f(raw[key]),
+                        _f(ratio(api and api[key], raw[key]), 3),
+                        _f(ratio(magic and magic["agg_tok_s"], raw["agg_tok_s"]), 3),
+                        _f(ratio(panel and panel["agg_tok_s"], raw["agg_tok_s"]), 3),
+                        f"{_f(raw['ttft_ms_p50'])} / {_f(api and api['ttft_ms_p50'])}",
+                        _f(srv and (srv[key]), 1)
+                        + (f" / {_f(srv['ttft_ms_p50'])} ms" if srv else ""),
+                        _f(start.get("load_ext_to_first_token_s")) if n == "1" else "",
+                    ]
+                )
+                + " |"
+            )
+    return out
+
+
+def table(files: list[Path]) -> str:
+    head = (
+        "| run | device | versions | mode | streams x tokens | raw tok/s | API/raw | magic/raw "
+        "| panel/raw | TTFT p50 raw / API ms | vllm serve tok/s / TTFT | start → 1st token s |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    verdicts = []
+    for path in files:
+        result = json.loads(path.read_text())
+        lines += rows(result, path.stem)
+        checks = result.get("targets") or []
+        failed = [c["target"] for c in checks if c.get("pass") is False]
+        verdicts.append(
+            f"- `{path.stem}` ({result.get('date', '?')}): "
+            f"{sum(c.get('pass') is True for c in checks)}/{len(checks)} targets pass"
+            + (f"; failing: {'; '.join(failed)}" if failed else "")
+        )
+    note = (
+        "Tok/s: 1 stream = decode speed; 8/64 = aggregate until the last token was seen "
+        "(UI paths: shown). "
+        "Ratios are measured side by side in one run, medians over alternating rounds."
+    )
+    return "\n".join([*lines, "", note, "", *verdicts])
+
+
+def write(target: Path, text: str) -> None:
+    block = f"{START}\n{text}\n{END}"
+    content = target.read_text() if target.exists() else ""
+    if START in content and END in content:
+        before, rest = content.split(START, 1)
+        after = rest.split(END, 1)[1]
+        content = before + block + after
+    else:
+        content = (
+            content.rstrip("\n") + ("\n\n" if content else "") + "## Benchmarks\n\n" + block + "\n"
+        )
+    target.write_text(content)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.report", description=__doc__.splitlines()[0]
+    )
+    p.add_argument(
+        "files", nargs="*", type=Path, help="result files (default: benchmarks/results/*.json)"
+    )
+    p.add_argument("--write", type=Path, help="file whose bench:start/bench:end block is replaced")
+    args = p.parse_args(argv)
+    files = args.files or sorted(RESULTS.glob("*.json"))
+    if not files:
+        print(f"no results in {RESULTS}", file=sys.stderr)
+        return 1
+    text = table(files)
+    if args.write:
+        write(args.write, text)
+        print(f"wrote the benchmark block of {args.write}")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

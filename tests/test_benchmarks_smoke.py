@@ -1,0 +1,116 @@
+"""The benchmark entry point works end to end with tiny sizes (it checks the script, not speed).
+
+Runs ``python -m benchmarks.stream --quick``-like sizes in a subprocess, as CI or the GPU machine
+would, and checks the JSON has every section with numbers > 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")])
+    memory = os.environ.get("VSTREAM_TEST_MEMORY", "0.1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.stream",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quick",
+        "--sizes",
+        "1x8,8x4,64x2",
+        "--reps",
+        "2",
+        "--typing-s",
+        "1",
+        "--gpu-memory-utilization",
+        memory,
+    ]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "-- targets:" in done.stdout, done.stdout[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_header_names_the_machine_versions_and_sizes(result):
+    assert result["device"] == "cpu" and result["device_name"]
+    assert result["vllm"] and result["torch"] and result["date"].endswith("+00:00")
+    assert [s["streams"] for s in result["sizes"]] == [1, 8, 64]
+    assert result["engine_config"]["engine_args"]["gpu_memory_utilization"] > 0
+
+
+def test_every_path_has_positive_numbers_at_every_size(result):
+    mode = result["modes"]["eager"]
+    assert mode["errors"] == []
+    paths = mode["paths"]
+    expected = {
+        "raw": ["1", "8", "64"],
+        "api": ["1", "8", "64"],
+        "api_threads": ["8", "64"],
+        "magic": ["1", "8"],
+    }
+    if paths.get("panel") is not None:  # the panel may say why it is missing instead
+        expected["panel"] = ["1", "8"]
+    else:
+        assert paths["panel_reason"]
+    for path, sizes in expected.items():
+        assert sorted(paths[path], key=int) == sizes, path
+        for n in sizes:
+            s = paths[path][n]
+            assert s["tokens_ok"], (path, n)
+            for key in ("agg_tok_s", "ttft_ms_p50", "ttft_ms_p95", "e2e_s"):
+                assert s[key] > 0, (path, n, key)
+            if path in ("magic", "panel"):
+                assert s["final_text_matches"] and s["updates_max"] > 0, (path, n)
+    assert paths["raw"]["1"]["decode_tok_s"] > 0
+
+
+def test_startup_memory_and_verdicts_are_reported(result):
+    mode = result["modes"]["eager"]
+    start = mode["startup"]
+    assert start["load_ext_to_first_token_s"] > start["engine_ready_s"] > 0
+    assert start["wait_after_typing_s"] > 0
+    labels = [p["label"] for p in mode["memory"]]
+    assert labels == [
+        "before start",
+        "ready",
+        "after benchmarks",
+        "after shutdown",
+        "after restart",
+        "after final shutdown",
+    ]
+    assert (
+        mode["memory"][1]["engine_rss_gib"] > 0 and mode["memory"][3]["engine_processes_alive"] == 0
+    )
+    assert mode["restart_ready_s"] > 0
+    assert result["targets"] and all(t["pass"] in (True, False, None) for t in result["targets"])
+
+
+def test_report_turns_the_result_into_markdown(result, tmp_path):
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(result))
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- bench:start -->\nold\n<!-- bench:end -->\ntail\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
+    cmd = [sys.executable, "-m", "benchmarks.report", str(path), "--write", str(readme)]
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("<!-- bench:end -->\ntail\n")
+    assert "| cpu | " in text and "64x2" in text
