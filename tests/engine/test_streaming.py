@@ -11,6 +11,13 @@ import pytest
 pytestmark = pytest.mark.engine
 
 
+def run_on_a_fresh_loop(main):
+    """asyncio.run(main()) on its own thread: the way a user's async code owns a loop of its own
+    (and independent of any loop another test tool keeps running on the main thread)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result(timeout=300)
+
+
 def test_delta_chunks_concatenate_to_the_final_text(idle_host):
     stream = idle_host.stream("The future of artificial intelligence is", seed=42, max_tokens=60)
     chunks = list(stream)
@@ -82,7 +89,7 @@ def test_async_iteration_from_another_event_loop(idle_host):
         chunks = [delta async for delta in stream]
         return stream, chunks
 
-    stream, chunks = asyncio.run(consume())
+    stream, chunks = run_on_a_fresh_loop(consume)
     assert "".join(chunks) == stream.text and chunks
 
 
@@ -103,7 +110,7 @@ def test_cancelling_an_async_consumer_aborts_the_request(idle_host):
             await task
         return holder[0]
 
-    stream = asyncio.run(main())
+    stream = run_on_a_fresh_loop(main)
     stream.cancel(wait=True)
     assert stream.finish_reason == "cancelled"
     assert idle_host.unfinished_requests() == 0
