@@ -12,7 +12,7 @@ import math
 import numbers
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import EngineConfigError, SamplingError
@@ -64,16 +64,10 @@ class EngineConfig:
     @classmethod
     def from_kwargs(cls, base: EngineConfig | None = None, **kwargs: Any) -> EngineConfig:
         """Build from keyword arguments, starting from ``base``; unknown names are errors."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(kwargs) - fields
-        if unknown:
-            name = sorted(unknown)[0]
-            hint = difflib.get_close_matches(name, fields, n=1)
-            raise EngineConfigError(
-                f"unknown engine option {name!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + "; pass other AsyncEngineArgs through engine_args={...}"
-            )
+        fields = [f.name for f in dataclasses.fields(cls)]
+        problem = unknown_name("engine option", kwargs, fields)
+        if problem:
+            raise EngineConfigError(problem + "; pass other AsyncEngineArgs through engine_args={...}")
         if "engine_args" in kwargs and isinstance(kwargs["engine_args"], Mapping):
             kwargs["engine_args"] = tuple(sorted(kwargs["engine_args"].items()))
         config = dataclasses.replace(base or cls(), **kwargs)
@@ -118,6 +112,15 @@ DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.8, "top_p": 0.95, "max_toke
 
 MAX_LOGPROBS = 20  # vLLM's default max_logprobs
 MAX_STOP_STRINGS = 16
+
+
+def unknown_name(kind: str, given: Iterable[str], known: Sequence[str]) -> str | None:
+    """``"unknown <kind> 'x' (did you mean 'y'?)"`` for the first name not in ``known``."""
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return None
+    hint = difflib.get_close_matches(unknown[0], known, n=1)
+    return f"unknown {kind} {unknown[0]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
 
 
 def _is_int(value: Any) -> bool:
@@ -196,15 +199,9 @@ def _flag(name: str, value: Any) -> bool:
 
 def validate_sampling(params: Mapping[str, Any], *, max_model_len: int | None = None) -> dict[str, Any]:
     """Return the checked sampling settings (defaults filled in), or raise ``SamplingError``."""
-    unknown = set(params) - set(_VALIDATORS)
-    if unknown:
-        name = sorted(unknown)[0]
-        hint = difflib.get_close_matches(name, _VALIDATORS, n=1)
-        raise SamplingError(
-            f"unknown sampling parameter {name!r}"
-            + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            + f"; known: {', '.join(SAMPLING_PARAMETERS)}"
-        )
+    problem = unknown_name("sampling parameter", params, SAMPLING_PARAMETERS)
+    if problem:
+        raise SamplingError(f"{problem}; known: {', '.join(SAMPLING_PARAMETERS)}")
     merged = {**DEFAULT_SAMPLING, **params}
     checked = {name: _VALIDATORS[name](value) for name, value in merged.items()}
     if max_model_len is not None and checked["max_tokens"] > max_model_len:
