@@ -115,7 +115,7 @@ class EngineHost:
     async def _boot(self, backend: Backend) -> None:
         try:
             await backend.start(self._set_phase)
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes a status, not a dead thread
+        except BaseException as exc:  # every failure becomes a status, never a dead loop thread
             message = str(exc) if isinstance(exc, (EngineStartError, LookupError)) else f"{type(exc).__name__}: {exc}"
             with self._lock:
                 self._state, self._error = FAILED, message

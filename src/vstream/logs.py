@@ -11,12 +11,10 @@ vLLM logs from the kernel process and from its EngineCore process. Both are rout
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 
 from .models import cache_dir
