@@ -161,7 +161,8 @@ def table(result: dict[str, Any]) -> list[str]:
         f"vstream benchmark · {result['device_name']} · vLLM {result.get('vllm')}"
         f" · torch {result.get('torch')} · {result['date']}",
         f"sizes {sizes} (streams x tokens) · reps {result['reps']} · "
-        f"temperature {result['temperature']} · ignore_eos · wall {result.get('wall_s', 0):.0f} s",
+        f"temperature {result['temperature']} · ignore_eos · wall {result.get('wall_s', 0):.0f} s"
+        f" · load avg {_load(result)}",
     ]
     for mode_name, mode in result["modes"].items():
         lines.append(
@@ -236,6 +237,11 @@ def table(result: dict[str, Any]) -> list[str]:
         mark = "PASS" if c["pass"] is True else ("n/a " if c["pass"] is None else "FAIL")
         lines.append(f"{mark} {c['target']}: {c['detail']}")
     return lines
+
+
+def _load(result: dict[str, Any]) -> str:
+    start, end = result.get("load_avg_start"), result.get("load_avg_end")
+    return f"{start[0]:.1f} -> {end[0]:.1f}" if start and end else "-"
 
 
 def _mem(point: dict[str, Any], device: str) -> str:

@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": "none (panel draws one per request: ignored by greedy)",
         "order": "per size: 1 unrecorded raw warm-up, then rounds of raw, api, api_threads, "
         "magic, panel, reversed every other round",
+        "load_avg_start": os.getloadavg(),  # other people's engines share a CPU machine
         "modes": {},
         "alternatives": {} if alternatives else None,
     }
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def save(result: dict[str, Any], path: str, t0: float) -> Path:
     result["wall_s"] = time.time() - t0
+    result["load_avg_end"] = os.getloadavg()
     result["targets"] = _verdicts.verdicts(result)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
