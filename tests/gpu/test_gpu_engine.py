@@ -39,7 +39,7 @@ def gpu_name() -> str:
 def _settle(before: list[int], timeout: float = 30.0) -> list[int]:
     deadline = time.monotonic() + timeout
     used = gpu_memory_used()
-    while any(u - b > GIB // 2 for u, b in zip(used, before)) and time.monotonic() < deadline:
+    while any(u - b > GIB // 2 for u, b in zip(used, before, strict=True)) and time.monotonic() < deadline:
         time.sleep(0.5)
         used = gpu_memory_used()
     return used
@@ -71,7 +71,7 @@ def test_engine_runs_on_the_gpu_and_gives_its_memory_back(host, eager):
     assert text == stream.text and len(stream.token_ids) == 256
     vstream.shutdown()
     after = _settle(before)
-    assert all(a - b <= GIB // 2 for a, b in zip(after, before)), (before, after)
+    assert all(a - b <= GIB // 2 for a, b in zip(after, before, strict=True)), (before, after)
     _record(
         f"engine-{'eager' if eager else 'graphs'}",
         {
