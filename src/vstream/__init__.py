@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .config import DEFAULT_SAMPLING, SAMPLING_PARAMETERS, EngineConfig, validate_sampling
+from .connect import connect
 from .engine import EngineHost, EngineStatus, current, engine, shutdown
 from .errors import (
     EngineConfigError,
