@@ -73,6 +73,8 @@ class EngineHost:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._requests: dict[str, Stream] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # touched only on the loop thread
+        self._cancel_before_start: set[str] = set()
         self._counter = itertools.count(1)
         self._listeners: list[Callable[[EngineStatus], None]] = []
         # Kept out of EngineConfig so that it never shows in a repr, a status line or a notebook.
@@ -83,7 +85,9 @@ class EngineHost:
     def start(self, wait: bool = False, timeout: float | None = None) -> EngineHost:
         """Start the engine (in the background unless ``wait``); a no-op if already started."""
         with self._lock:
-            if self._state in (STOPPED, FAILED):
+            if self._state == FAILED:
+                self.shutdown()  # the failed attempt's loop thread and processes go first
+            if self._state == STOPPED:
                 self._launch()
         if wait:
             self.wait_ready(timeout)
@@ -243,15 +247,34 @@ class EngineHost:
                 self._mark_dead(dead)
                 raise EngineDeadError(f"the engine is dead ({dead}); run vstream.engine().restart()")
             self._requests[request_id] = stream
-        future = asyncio.run_coroutine_threadsafe(self._run(backend, stream, rendered, sampling), loop)
-        stream._canceller = future.cancel
+        asyncio.run_coroutine_threadsafe(self._run(backend, stream, rendered, sampling), loop)
+        stream._canceller = lambda: _call_soon(loop, self._cancel_on_loop, stream)
         return stream
 
+    def _cancel_on_loop(self, stream: Stream) -> None:
+        # Runs on the loop thread, so it cannot race with _run registering its task. A task
+        # cancelled before its first step would never run its body (nor finish the stream):
+        # such a request is marked instead, and _run ends it as cancelled when it starts.
+        if stream.done:
+            return
+        task = self._tasks.get(stream.request_id)
+        if task is not None:
+            task.cancel()
+        else:
+            self._cancel_before_start.add(stream.request_id)
+
     async def _run(self, backend: Backend, stream: Stream, rendered: RenderedPrompt, sampling: dict[str, Any]) -> None:
+        request_id = stream.request_id
+        self._tasks[request_id] = asyncio.current_task()  # type: ignore[assignment]
         try:
-            await backend.run(stream, rendered, sampling)
+            if request_id in self._cancel_before_start:
+                stream._finish(CANCELLED)
+            else:
+                await backend.run(stream, rendered, sampling)
         finally:
-            self._requests.pop(stream.request_id, None)
+            self._tasks.pop(request_id, None)
+            self._cancel_before_start.discard(request_id)
+            self._requests.pop(request_id, None)
             if stream.error is not None and isinstance(stream.error, EngineDeadError):
                 self._mark_dead(backend.dead_reason() or str(stream.error))
 
@@ -318,6 +341,13 @@ class EngineHost:
 
     def __repr__(self) -> str:
         return f"<EngineHost {self.status()}>"
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: the engine is gone and shutdown finished the stream
+        pass
 
 
 async def _call(fn: Callable[[], Any]) -> Any:
