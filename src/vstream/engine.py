@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
+import functools
 import itertools
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from . import logs
@@ -219,6 +220,25 @@ class EngineHost:
         Sampling settings are checked before anything reaches the engine; waits for the engine
         if it is still starting.
         """
+        return self._submit([self._prepare(prompt, chat, system, request_id, sampling)])[0]
+
+    def stream_many(self, requests: Sequence[Mapping[str, Any]]) -> list[Stream]:
+        """Submit several requests together (each a dict of ``stream``'s arguments).
+
+        All are checked before any is sent, and they reach the engine in one loop step, so they
+        are batched from their first token (submitting them one by one can miss a step).
+        """
+        prepared = []
+        for request in requests:
+            options = dict(request)
+            prompt = options.pop("prompt")
+            chat, system = options.pop("chat", False), options.pop("system", None)
+            prepared.append(self._prepare(prompt, chat, system, options.pop("request_id", None), options))
+        return self._submit(prepared)
+
+    def _prepare(
+        self, prompt: str | Messages, chat: bool, system: str | None, request_id: str | None, sampling: dict[str, Any]
+    ) -> tuple[Stream, RenderedPrompt]:
         info = self.wait_ready()
         checked = validate_sampling(sampling, max_model_len=info.max_model_len)
         rendered = self.render(prompt, chat=chat, system=system)
@@ -233,11 +253,10 @@ class EngineHost:
                 f"max_tokens must be ≤ {room} for this prompt ({len(rendered.token_ids)} prompt tokens, "
                 f"context {info.max_model_len}), got {checked['max_tokens']}"
             )
-        return self._submit(rendered, checked, request_id)
-
-    def _submit(self, rendered: RenderedPrompt, sampling: dict[str, Any], request_id: str | None) -> Stream:
         request_id = request_id or f"vs-{next(self._counter)}-{uuid.uuid4().hex[:8]}"
-        stream = Stream(request_id, rendered.text, rendered.token_ids, sampling)
+        return Stream(request_id, rendered.text, rendered.token_ids, checked), rendered
+
+    def _submit(self, prepared: list[tuple[Stream, RenderedPrompt]]) -> list[Stream]:
         with self._lock:
             loop, backend = self._loop, self._backend
             if loop is None or backend is None or self._state != READY:
@@ -246,10 +265,14 @@ class EngineHost:
             if dead:
                 self._mark_dead(dead)
                 raise EngineDeadError(f"the engine is dead ({dead}); run vstream.engine().restart()")
-            self._requests[request_id] = stream
-        asyncio.run_coroutine_threadsafe(self._run(backend, stream, rendered, sampling), loop)
-        stream._canceller = lambda: _call_soon(loop, self._cancel_on_loop, stream)
-        return stream
+            for stream, _ in prepared:
+                self._requests[stream.request_id] = stream
+        runs = [self._run(backend, stream, rendered, stream.sampling) for stream, rendered in prepared]
+        asyncio.run_coroutine_threadsafe(runs[0] if len(runs) == 1 else _start_together(runs), loop)
+        streams = [stream for stream, _ in prepared]
+        for stream in streams:
+            stream._canceller = functools.partial(_call_soon, loop, self._cancel_on_loop, stream)
+        return streams
 
     def _cancel_on_loop(self, stream: Stream) -> None:
         # Runs on the loop thread, so it cannot race with _run registering its task. A task
@@ -341,6 +364,11 @@ class EngineHost:
 
     def __repr__(self) -> str:
         return f"<EngineHost {self.status()}>"
+
+
+async def _start_together(runs: list[Coroutine[Any, Any, None]]) -> None:
+    for run in runs:
+        asyncio.ensure_future(run)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:

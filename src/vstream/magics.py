@@ -133,18 +133,16 @@ class VStreamMagics(Magics):
     def _submit(
         self, host: EngineHost, prompt: str, chat: bool, system: str | None, sampling: dict[str, Any], samples: int
     ) -> list[Stream]:
-        streams: list[Stream] = []
+        requests = []
+        for i in range(samples):
+            settings = {**sampling, "prompt": prompt, "chat": chat, "system": system}
+            if samples > 1 and "seed" in settings:
+                settings["seed"] = settings["seed"] + i  # the same seed would repeat one sample
+            requests.append(settings)
         try:
-            for i in range(samples):
-                settings = dict(sampling)
-                if samples > 1 and "seed" in settings:
-                    settings["seed"] = settings["seed"] + i  # the same seed would repeat one sample
-                streams.append(host.stream(prompt, chat=chat, system=system, **settings))
+            return host.stream_many(requests)
         except (SamplingError, ValueError) as exc:
-            for stream in streams:
-                stream.cancel()
             raise _usage_error(exc) from None
-        return streams
 
     def _show(self, streams: list[Stream], *, logprobs: bool) -> None:
         handle = display(self._bundle(streams, logprobs), raw=True, display_id=True)

@@ -4,7 +4,7 @@
 
     click Generate (kernel main thread: read + check settings, start a worker, return)
         │
-        ▼  worker thread: host.stream(...) per column ── engine loop thread feeds each Stream
+        ▼  worker thread: host.stream_many(one per column) ── engine loop thread feeds each Stream
     refresher.follow(streams, paint, rate=20)  ──►  column HTML.value (one message per paint)
 
 The worker keeps the kernel's main thread free: a cell run during streaming executes at once,
@@ -210,15 +210,17 @@ class Panel(PanelLayout):
         streams: list[Stream] = []
         try:
             self._wait_engine(stop, columns)
-            for column, sampling in zip(columns, request["samplings"], strict=True):
-                if stop.is_set():
-                    break
-                stream = self.host.stream(
-                    request["prompt"], chat=request["chat"], system=request["system"], **sampling
+            if not stop.is_set():
+                # Submitted together, so the columns batch from their first token.
+                streams = self.host.stream_many(
+                    [
+                        {"prompt": request["prompt"], "chat": request["chat"], "system": request["system"], **sampling}
+                        for sampling in request["samplings"]
+                    ]
                 )
-                streams.append(stream)
-                self._streams.append(stream)
-                column.stream, column.painted = stream, -1
+                self._streams.extend(streams)
+                for column, stream in zip(columns, streams, strict=True):
+                    column.stream, column.painted = stream, -1
             if stop.is_set():
                 for stream in streams:
                     stream.cancel(wait=False)

@@ -24,14 +24,19 @@ def follow(streams: Sequence[Stream], paint: Paint, *, rate: float = DEFAULT_RAT
     """
     throttle = Throttle(rate)
     seen = -1
+    shown_tokens = False
     try:
         while True:
             version = sum(stream.version for stream in streams)
             finished = all(stream.done for stream in streams)
             if finished:
                 break
-            if version != seen and throttle.due():
+            # The first token is painted at once (the empty view before it doesn't count against
+            # the rate), so the UI's time to first token is the engine's.
+            first_tokens = not shown_tokens and any(stream.metrics.tokens for stream in streams)
+            if version != seen and (throttle.due() or first_tokens):
                 seen = version
+                shown_tokens = shown_tokens or first_tokens
                 paint(False)
                 throttle.mark()
             time.sleep(max(throttle.wait_time(), throttle.interval / 4))

@@ -277,7 +277,7 @@ def test_the_kernel_thread_stays_free_while_a_panel_streams(make_panel):
         f"\nclick returned in {click_s * 1000:.0f} ms; "
         f"{len(during)} paints while the main thread slept 2 s"
     )
-    assert len(during) >= 10
+    assert len(during) >= 5  # a frozen panel would paint none
 
 
 def test_status_line_shows_the_ready_engine(idle_host, make_panel):
