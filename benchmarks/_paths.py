@@ -2,7 +2,7 @@
 
 * ``raw``: the seed's loop, ``async for out in engine.generate(..., DELTA)``, as coroutines on the
   host's own loop against the host's own AsyncLLM (so every path shares one engine);
-* ``api``: ``host.stream(...)`` read by a plain ``for`` in the main thread (N > 1: ``async for``
+* ``api``: ``host.stream(...)`` read by a plain ``for`` in the main thread (N > 1: ``stream_many`` and ``async for``
   on one event loop in the main thread); ``api_threads``: N > 1, one plain-``for`` thread each;
 * ``magic``: ``%%vstream -n N`` on a real InteractiveShell whose display publisher records messages;
 * ``panel``: ``vstream.Panel`` Generate clicks, widget messages recorded by a stand-in comm.
@@ -127,13 +127,10 @@ def run_api(
         return [rec]
 
     async def batch() -> list[dict[str, Any]]:
-        records, tasks = [], []
-        for prompt in prompts:
-            rec = _record(start)
-            records.append(rec)
-            tasks.append(
-                asyncio.ensure_future(_consume_async(host.stream(prompt, **sampling), rec))
-            )
+        # stream_many is the API for a batch: one hand-over to the engine, like raw's one callback.
+        streams = host.stream_many([{"prompt": prompt, **sampling} for prompt in prompts])
+        records = [_record(start) for _ in streams]
+        tasks = [asyncio.ensure_future(_consume_async(s, r)) for s, r in zip(streams, records, strict=True)]
         await asyncio.wait_for(asyncio.gather(*tasks), timeout)
         return records
 

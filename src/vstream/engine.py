@@ -265,6 +265,11 @@ class EngineHost:
             if dead:
                 self._mark_dead(dead)
                 raise EngineDeadError(f"the engine is dead ({dead}); run vstream.engine().restart()")
+            ids = [stream.request_id for stream, _ in prepared]
+            clash = [rid for rid in ids if rid in self._requests] or [rid for rid in ids if ids.count(rid) > 1]
+            if clash:
+                # vLLM aborts every request that shares an id: refuse rather than lose both.
+                raise SamplingError(f"request_id {clash[0]!r} is already in use by a running request")
             for stream, _ in prepared:
                 self._requests[stream.request_id] = stream
         runs = [self._run(backend, stream, rendered, stream.sampling) for stream, rendered in prepared]

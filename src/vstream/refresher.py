@@ -7,7 +7,6 @@ does not freeze the panel).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 from .streaming import Stream
@@ -39,7 +38,10 @@ def follow(streams: Sequence[Stream], paint: Paint, *, rate: float = DEFAULT_RAT
                 shown_tokens = shown_tokens or first_tokens
                 paint(False)
                 throttle.mark()
-            time.sleep(max(throttle.wait_time(), throttle.interval / 4))
+            # Sleep until the next repaint may happen, but wake at once when a stream ends, so
+            # the final text is shown as soon as it exists.
+            running = next(stream for stream in streams if not stream.done)
+            running.wait_done(max(throttle.wait_time(), throttle.interval / 4))
     except KeyboardInterrupt:
         for stream in streams:
             stream.cancel(wait=False)

@@ -182,6 +182,10 @@ class Stream:
             raise self.error
         return self
 
+    def wait_done(self, timeout: float | None = None) -> bool:
+        """Block up to ``timeout`` seconds for the end; True if it ended. Never raises."""
+        return self._done.wait(timeout)
+
     def cancel(self, wait: bool = True, timeout: float = 5.0) -> None:
         """Abort the request in the engine; the text so far is kept."""
         if self._canceller is not None and not self.done:

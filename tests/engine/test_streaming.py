@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+import vstream
+
 pytestmark = pytest.mark.engine
 
 
@@ -131,3 +133,19 @@ def test_logprobs_come_with_each_token(idle_host):
         assert 1 <= len(token.top) <= 4
         assert token.top[0][1] >= token.logprob  # greedy picked the most likely
     assert "".join(t.token for t in stream.logprobs) == stream.text
+
+
+def test_a_request_id_in_use_is_refused(idle_host):
+    first = idle_host.stream("Hello", max_tokens=200, ignore_eos=True, request_id="mine")
+    with pytest.raises(vstream.SamplingError, match="request_id 'mine' is already in use"):
+        idle_host.stream("Hello", max_tokens=3, request_id="mine")
+    first.cancel()
+    assert first.finish_reason == "cancelled"
+
+
+def test_stream_many_checks_everything_before_sending_anything(idle_host):
+    with pytest.raises(vstream.SamplingError, match="top_p"):
+        idle_host.stream_many([{"prompt": "A", "max_tokens": 3}, {"prompt": "B", "top_p": 0}])
+    assert idle_host.running_streams() == [] and idle_host.unfinished_requests() == 0
+    streams = idle_host.stream_many([{"prompt": f"Item {i}:", "max_tokens": 4 + i, "ignore_eos": True} for i in range(4)])
+    assert [len(s.wait().token_ids) for s in streams] == [4, 5, 6, 7]

@@ -7,6 +7,7 @@ output handler to the loop that first uses it, so it is built and used only ther
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from typing import Any
 
@@ -185,6 +186,10 @@ class LocalBackend:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.shutdown()
+            # Collect it now: left to interpreter exit, AsyncLLM.__del__ runs against torn-down
+            # modules and prints "Exception ignored ... TypeError".
+            del engine
+            gc.collect()
         _reap(self._pids)
 
 
@@ -233,15 +238,26 @@ def _token_logprobs(positions: Any, token_ids: list[int]) -> list[TokenLogprob]:
 
 def _device_name(device: str) -> str:
     if device != "cuda":
-        import platform
-
-        return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+        return f"CPU ({_cpu_model()}, {os.cpu_count()} cores)"
     try:
         from vllm.platforms import current_platform
 
         return str(current_platform.get_device_name(0))
     except Exception:
         return "CUDA GPU"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def _start_failure(exc: BaseException) -> str:
