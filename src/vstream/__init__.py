@@ -49,6 +49,7 @@ __all__ = [
     "Stream",
     "TokenLogprob",
     "VStreamError",
+    "connect",
     "current",
     "engine",
     "shutdown",

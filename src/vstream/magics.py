@@ -197,14 +197,20 @@ class VStreamMagics(Magics):
 
     @line_magic("vstream")
     def vstream_line(self, line: str) -> Any:
-        """Engine commands: status | start | restart [key=value ...] | shutdown | config [key=value ...] | logs [N]."""
+        """Engine commands: status | start | restart [key=value ...] | shutdown | config [key=value ...] | logs [N]
+        | connect URL [model=NAME] (an OpenAI-compatible vLLM server; the key comes from VSTREAM_API_KEY)."""
         words = shlex.split(line)
         if not words:
-            raise UsageError("usage: %vstream status | start | restart [key=value ...] | shutdown | config [key=value ...] | logs [N]")
+            raise UsageError(
+                "usage: %vstream status | start | restart [key=value ...] | shutdown | config [key=value ...]"
+                " | logs [N] | connect URL [model=NAME]"
+            )
         command, rest = words[0], words[1:]
         handler = getattr(self, f"_cmd_{command}", None)
         if handler is None:
-            raise UsageError(f"unknown %vstream command {command!r}; use status, start, restart, shutdown, config or logs")
+            raise UsageError(
+                f"unknown %vstream command {command!r}; use status, start, restart, shutdown, config, logs or connect"
+            )
         return handler(rest)
 
     def _cmd_status(self, rest: list[str]) -> None:
