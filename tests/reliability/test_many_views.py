@@ -1,0 +1,64 @@
+"""Eight panels and eight magic cells streaming at once from the one engine: nothing mixed or lost."""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from vstream.panel import Panel
+
+pytestmark = [pytest.mark.engine, pytest.mark.reliability]
+
+
+def _shown_text(markup: str) -> str:
+    match = re.search(r'<pre class="vstream-text"[^>]*>(.*?)</pre>', markup, re.S)
+    assert match, markup[:200]
+    return html.unescape(re.sub(r"<[^>]*>", "", match.group(1))).rstrip("▌")
+
+
+def test_eight_panels_at_once(idle_host):
+    # Each panel asks for its own length, so a delta that went to the wrong view shows as a wrong count.
+    panels = [Panel(f"Panel {i}, tell me a story:", host=idle_host, max_tokens=10 + 3 * i, ignore_eos=True) for i in range(8)]
+    for panel in panels:
+        panel.generate.click()
+    for panel in panels:
+        panel.wait(300)
+    for i, panel in enumerate(panels):
+        (stream,) = panel.streams
+        assert stream.finish_reason == "length" and len(stream.token_ids) == 10 + 3 * i
+        assert _shown_text(panel.columns[0].output.value) == stream.text
+        panel.close()
+    starts = [p.streams[0].metrics.first_token_at for p in panels]
+    ends = [p.streams[0].metrics.finished_at for p in panels]
+    assert max(starts) < min(ends)  # they really ran together
+    assert idle_host.unfinished_requests() == 0
+
+
+def test_eight_magic_cells_at_once(idle_host):
+    shell = InteractiveShell.instance()
+    if "vstream" not in shell.extension_manager.loaded:
+        shell.run_line_magic("load_ext", "vstream")
+    errors = []
+
+    def cell(i):
+        try:
+            shell.run_cell_magic("vstream", f"-m {10 + 3 * i} --ignore-eos --out many_{i}", f"Cell {i}, a story:")
+        except Exception as exc:  # surfaced below with the cell's number
+            errors.append((i, exc))
+
+    # Cells run one at a time in a kernel; threads stand in for eight notebooks sharing the engine.
+    threads = [threading.Thread(target=cell, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert errors == []
+    streams = [shell.user_ns[f"many_{i}"] for i in range(8)]
+    assert [len(s.token_ids) for s in streams] == [10 + 3 * i for i in range(8)]
+    assert len({s.request_id for s in streams}) == 8
+    assert all("".join(s.deltas) == s.text for s in streams)
+    assert idle_host.unfinished_requests() == 0
