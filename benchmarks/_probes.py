@@ -8,13 +8,14 @@ available memory.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 from collections.abc import Sequence
 from typing import Any
 
 import psutil
+
+from vstream.config import cpu_model
 
 GIB = 1024**3
 
@@ -34,17 +35,6 @@ def nvidia_smi(query: str) -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def device_name(device: str) -> str:

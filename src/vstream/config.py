@@ -11,6 +11,7 @@ import difflib
 import math
 import numbers
 import os
+import platform
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -37,6 +38,18 @@ def detect_device() -> str:
     if shutil.which("nvidia-smi") or os.path.exists("/dev/nvidiactl"):
         return "cuda"
     return "cpu"
+
+
+def cpu_model() -> str:
+    """The processor's model name, for status lines and benchmark records."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 @dataclasses.dataclass(frozen=True)

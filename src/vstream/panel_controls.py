@@ -24,6 +24,19 @@ _STYLE = {"description_width": "128px"}
 _ROW = w.Layout(width="100%", max_width="520px")
 
 
+# The controls that hold one number each, read and written by name.
+_NUMERIC_CONTROLS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "max_tokens",
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+)
+
+
 def _slider(
     kind: type,
     description: str,
@@ -165,16 +178,7 @@ class SamplingControls:
             raise SamplingError(str(exc)) from None
         values: dict[str, Any] = {
             name: clean(getattr(self, name).value)
-            for name in (
-                "temperature",
-                "top_p",
-                "top_k",
-                "min_p",
-                "max_tokens",
-                "repetition_penalty",
-                "presence_penalty",
-                "frequency_penalty",
-            )
+            for name in _NUMERIC_CONTROLS
         }
         if stop:
             values["stop"] = stop
@@ -207,16 +211,7 @@ class SamplingControls:
         """Set the controls named in ``settings`` (a preset or keyword arguments)."""
         self._applying = True
         try:
-            for name in (
-                "temperature",
-                "top_p",
-                "top_k",
-                "min_p",
-                "max_tokens",
-                "repetition_penalty",
-                "presence_penalty",
-                "frequency_penalty",
-            ):
+            for name in _NUMERIC_CONTROLS:
                 if name in settings and settings[name] is not None:
                     getattr(self, name).value = settings[name]
             if "stop" in settings:

@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 
 from .. import logs, spawning
-from ..config import EngineConfig
+from ..config import EngineConfig, cpu_model
 from ..errors import EngineDeadError, EngineStartError
 from ..models import resolve_model
 from ..streaming import CANCELLED, ERROR, Stream, TokenLogprob
@@ -238,26 +238,13 @@ def _token_logprobs(positions: Any, token_ids: list[int]) -> list[TokenLogprob]:
 
 def _device_name(device: str) -> str:
     if device != "cuda":
-        return f"CPU ({_cpu_model()}, {os.cpu_count()} cores)"
+        return f"CPU ({cpu_model()}, {os.cpu_count()} cores)"
     try:
         from vllm.platforms import current_platform
 
         return str(current_platform.get_device_name(0))
     except Exception:
         return "CUDA GPU"
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def _start_failure(exc: BaseException) -> str:
