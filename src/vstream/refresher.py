@@ -40,8 +40,9 @@ def follow(streams: Sequence[Stream], paint: Paint, *, rate: float = DEFAULT_RAT
                 throttle.mark()
             # Sleep until the next repaint may happen, but wake at once when a stream ends, so
             # the final text is shown as soon as it exists.
-            running = next(stream for stream in streams if not stream.done)
-            running.wait_done(max(throttle.wait_time(), throttle.interval / 4))
+            running = next((stream for stream in streams if not stream.done), None)
+            if running is not None:  # all may have ended since the check above
+                running.wait_done(max(throttle.wait_time(), throttle.interval / 4))
     except KeyboardInterrupt:
         for stream in streams:
             stream.cancel(wait=False)

@@ -46,3 +46,19 @@ def test_follow_bounds_repaints_and_always_paints_the_end():
     assert paints[-1] == (True, stream.text)
     assert len(paints) == throttle.updates
     assert len(paints) <= 20 * elapsed + 2
+
+
+def test_follow_copes_with_a_stream_ending_while_it_paints():
+    # The stream ends during a repaint, after follow checked it was running (seen once in CI as
+    # a StopIteration from follow).
+    stream = Stream("r", "p", [], {})
+    stream._feed("x", [1], None)
+    paints = []
+
+    def paint(final):
+        paints.append(final)
+        if not stream.done:
+            stream._finish("stop")
+
+    follow([stream], paint, rate=1000)
+    assert paints == [False, True]
