@@ -7,6 +7,7 @@ are checked by ``config.validate_sampling`` and reported as ``UsageError`` namin
 from __future__ import annotations
 
 import ast
+import os
 import shlex
 from typing import Any
 
@@ -61,7 +62,9 @@ class VStreamMagics(Magics):
 
     defaults = Dict(help="Sampling defaults for %%vstream, e.g. {'temperature': 0.7}.").tag(config=True)
     engine_options = Dict(help="Engine settings used by %load_ext and %vstream start.").tag(config=True)
-    autostart = Bool(True, help="Start the engine in the background at %load_ext.").tag(config=True)
+    autostart = Bool(
+        True, help="At %load_ext, start the engine in the background (or connect to $VSTREAM_BASE_URL if set)."
+    ).tag(config=True)
     update_rate = Float(20.0, help="Display updates per second per stream while streaming.").tag(config=True)
     model = Unicode("", help="Model for the engine (empty: the embedded default).").tag(config=True)
 
@@ -254,6 +257,24 @@ class VStreamMagics(Magics):
         except (VStreamError, ValueError) as exc:
             raise UsageError(str(exc)) from None
 
+    def _connect_from_env(self, base_url: str) -> None:
+        """``%load_ext`` with $VSTREAM_BASE_URL set: connect to that server, in the background
+        (as the in-process engine warms up), instead of starting an engine in this kernel."""
+        from .connect import BASE_URL_VARIABLE, connect
+
+        try:
+            host = connect(base_url, wait=False)
+        except (VStreamError, ValueError) as exc:
+            print(
+                f"vstream: ${BASE_URL_VARIABLE} is set but not usable ({exc}); no engine started: "
+                f"fix it and run %vstream connect, or unset it and run %vstream start"
+            )
+            return
+        print(
+            f"vstream: connecting to {host.config.base_url} (from ${BASE_URL_VARIABLE}) instead of "
+            f"starting an in-process engine; engine {host.status()}"
+        )
+
     def _cmd_shutdown(self, rest: list[str]) -> None:
         from .engine import shutdown
 
@@ -315,11 +336,16 @@ def load(ipython: Any) -> None:
     magics = VStreamMagics(shell=ipython)
     ipython.register_magics(magics)
     if magics.autostart:
+        from .connect import BASE_URL_VARIABLE
         from .engine import current
 
         host = current()
         if host is None or host.state not in (READY, STARTING):
-            magics._host()
+            base_url = os.environ.get(BASE_URL_VARIABLE)
+            if base_url:
+                magics._connect_from_env(base_url)
+            else:
+                magics._host()
 
 
 def unload(ipython: Any) -> None:
