@@ -5,6 +5,8 @@
 - ``page``      a fresh Playwright page in a fresh browser context, per test
 - ``lab_page``  ``LabPage`` helpers (open notebook, wait for kernel, run, read outputs)
 - ``artifacts`` tests/artifacts/ (git-ignored): screenshots go there
+- ``docs_images`` where the README's screenshots go: tests/artifacts/, or docs/ with
+  VSTREAM_UPDATE_DOCS=1 (``make docs-images``), so a test run leaves the work tree clean
 
 Every test under tests/browser/ is marked ``browser``. Without /usr/bin/chromium the tests
 are skipped with a reason, except under CI (CI=true), where that is an error:
@@ -35,10 +37,16 @@ from .lab import (
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE.parent / "artifacts"
+DOCS = HERE.parents[1] / "docs"
+UPDATE_DOCS = "VSTREAM_UPDATE_DOCS"
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _under_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    return _flag("CI")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,6 +81,15 @@ def _require_browser() -> None:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def docs_images(artifacts: Path) -> Path:
+    """docs/ when $VSTREAM_UPDATE_DOCS is set (``make docs-images``), else tests/artifacts/."""
+    if not _flag(UPDATE_DOCS):
+        return artifacts
+    DOCS.mkdir(exist_ok=True)
+    return DOCS
 
 
 @pytest.fixture(scope="session")

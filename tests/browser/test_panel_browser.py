@@ -1,6 +1,8 @@
 """vstream.Panel in a real JupyterLab + Chromium: what a person sees and does.
 
 Each test's kernel starts its own engine (~30-60 s on 2 cores), so the first waits are long.
+The panel's screenshot (panel.png) goes to tests/artifacts/, or to docs/ for the README with
+VSTREAM_UPDATE_DOCS=1 (``make docs-images``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from playwright.sync_api import expect
 
 from .lab import LabPage, LabServer
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 ENGINE_MS = 240_000  # engine start inside the browser's kernel, plus the first request
 
 SETUP = """\
@@ -57,7 +58,7 @@ def _status(panel: object) -> object:
 
 
 def test_panel_streams_stops_exports_and_keeps_the_kernel_free(
-    lab: LabServer, lab_page: LabPage
+    lab: LabServer, lab_page: LabPage, docs_images: Path
 ) -> None:
     page = lab_page.page
     panel = _open_panel(
@@ -84,10 +85,9 @@ def test_panel_streams_stops_exports_and_keeps_the_kernel_free(
     assert re.search(r"TTFT \d+ ms · \d+ tokens · [\d.]+ tok/s · finish: (stop|length)", status)
     assert "You" in panel.locator(".vstream-history-view").inner_text()
     expect(panel.locator(".vstream-generate")).to_be_enabled()
-    DOCS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": 1500})  # room for the whole panel
     panel.scroll_into_view_if_needed()
-    panel.screenshot(path=str(DOCS / "panel.png"))
+    panel.screenshot(path=str(docs_images / "panel.png"))
     page.set_viewport_size({"width": 1400, "height": 900})
 
     # 2. A long generation: a cell that blocks for 3 s does not freeze it; another cell runs

@@ -3,8 +3,8 @@
 The notebook is copied into the lab's root, opened, and run with Run ▸ Run All Cells, as a
 person would. Its kernel starts its own engine (~30-60 s on 2 cores). A recorder installed
 before Lab loads notes every distinct text the panel's output shows, so the test can tell a
-stream that grew in the page from text that appeared at once. The page is saved to
-docs/quickstart.png for the README.
+stream that grew in the page from text that appeared at once. The page is saved as
+quickstart.png in tests/artifacts/ (docs/ with VSTREAM_UPDATE_DOCS=1: ``make docs-images``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from .lab import LabPage, LabServer
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "01_quickstart.ipynb"
-DOCS = ROOT / "docs"
 RUN_ALL_MS = 480_000  # engine start in the lab's kernel plus ~600 streamed tokens on 2 cores
 
 # Installed before any page script: records each distinct text of the panel's first column.
@@ -39,7 +38,9 @@ document.addEventListener('DOMContentLoaded', () => {
 """
 
 
-def test_quickstart_runs_in_lab_and_the_panel_streams(lab: LabServer, lab_page: LabPage) -> None:
+def test_quickstart_runs_in_lab_and_the_panel_streams(
+    lab: LabServer, lab_page: LabPage, docs_images: Path
+) -> None:
     page = lab_page.page
     shutil.copy(NOTEBOOK, lab.root_dir / NOTEBOOK.name)
     page.add_init_script(RECORD_JS)
@@ -65,12 +66,11 @@ def test_quickstart_runs_in_lab_and_the_panel_streams(lab: LabServer, lab_page: 
     assert len(intermediate) >= 3, f"the panel's text did not grow in the page: {states}"
     assert all(final.startswith(s.rstrip("▌")) for s in intermediate), states
 
-    DOCS.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": 1100})
     # The panel's cell at the top of the view: its code, then the panel with the streamed text.
     lab_page.cell(_panel_cell_index(lab_page)).evaluate("el => el.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(500)  # let Lab finish laying out the scrolled view
-    page.screenshot(path=str(DOCS / "quickstart.png"))
+    page.screenshot(path=str(docs_images / "quickstart.png"))
 
 
 def _panel_cell_index(lab_page: LabPage) -> int:
