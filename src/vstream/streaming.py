@@ -3,7 +3,8 @@
 The engine's loop thread appends deltas; readers (a ``for`` loop in a cell, an ``async for`` on
 the kernel's loop, a widget refresher thread) each keep their own position, so several readers
 can follow one stream. Appending costs a lock and a notify per output: nothing is rendered on
-the engine's thread.
+the engine's thread, and readers on other event loops are woken once per engine-loop step, not
+once per stream (64 streams would otherwise cost 64 cross-thread wake-ups per token).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 CANCELLED = "cancelled"
 ERROR = "error"
+
+Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]  # an `async for` waiting for text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +109,7 @@ class Stream:
         self._logprobs: list[TokenLogprob] | None = [] if sampling.get("logprobs") is not None else None
         self._changed = threading.Condition()
         self._done = threading.Event()
-        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._async_waiters: list[Waiter] = []
         self._canceller: Callable[[], None] | None = None
         self.version = 0  # bumps on every change; refreshers compare it to skip idle repaints
 
@@ -128,7 +131,7 @@ class Stream:
             self.version += 1
             self._changed.notify_all()
             waiters, self._async_waiters = self._async_waiters, []
-        _wake(waiters)
+        _wake_soon(waiters)
 
     def _finish(self, reason: str, *, stop_reason: str | int | None = None, error: BaseException | None = None) -> None:
         with self._changed:
@@ -142,7 +145,7 @@ class Stream:
             self._done.set()
             self._changed.notify_all()
             waiters, self._async_waiters = self._async_waiters, []
-        _wake(waiters)
+        _wake_soon(waiters)
 
     # --- read by anyone ------------------------------------------------------------------------
 
@@ -247,12 +250,48 @@ class Stream:
         return f"<Stream {self.request_id} {state}: {self.metrics.summary()}>"
 
 
-def _wake(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
+_feeding = threading.local()  # the waiters gathered during this step of the feeding thread's loop
+
+
+def _wake_soon(waiters: list[Waiter]) -> None:
+    """Wake async readers after the feeding loop's current step, one hand-off per reader loop.
+
+    All streams of one engine step are fed in one iteration of the engine's loop; flushing on
+    the next iteration wakes each reader loop once for all of them. Outside an event loop (a
+    shutdown from another thread) the readers are woken at once.
+    """
+    if not waiters:
+        return
+    try:
+        feeding_loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _wake(waiters)
+        return
+    pending = getattr(_feeding, "pending", None)
+    if pending is None:
+        _feeding.pending = pending = []
+        feeding_loop.call_soon(_flush)
+    pending.extend(waiters)
+
+
+def _flush() -> None:
+    pending, _feeding.pending = _feeding.pending, None
+    _wake(pending)
+
+
+def _wake(waiters: list[Waiter]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for loop, future in waiters:
+        by_loop.setdefault(loop, []).append(future)
+    for loop, futures in by_loop.items():
         if not loop.is_closed():
-            loop.call_soon_threadsafe(_resolve, future)
+            try:
+                loop.call_soon_threadsafe(_resolve, futures)
+            except RuntimeError:  # closed between the check and the call: nobody is waiting
+                pass
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
