@@ -226,3 +226,29 @@ def validate_sampling(params: Mapping[str, Any], *, max_model_len: int | None = 
             f"min_tokens ({checked['min_tokens']}) must be ≤ max_tokens ({checked['max_tokens']})"
         )
     return {name: value for name, value in checked.items() if value is not None}
+
+
+def validate_prompt(prompt: Any) -> None:
+    """A prompt is non-empty text, or a non-empty list of chat messages; all of it valid Unicode."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise SamplingError("prompt is empty: give the model some text to continue")
+        _check_text("prompt", prompt)
+        return
+    if not isinstance(prompt, (list, tuple)) or not prompt:
+        raise SamplingError(
+            f"prompt must be a string or a non-empty list of chat messages, got {type(prompt).__name__}"
+        )
+    for i, message in enumerate(prompt):
+        if not isinstance(message, dict) or not all(isinstance(message.get(k), str) for k in ("role", "content")):
+            raise SamplingError(f"chat message {i} must be a dict with string 'role' and 'content', got {message!r}")
+        if message["role"] not in {"system", "user", "assistant"}:
+            raise SamplingError(f"chat message {i} has role {message['role']!r}; use 'system', 'user' or 'assistant'")
+        _check_text(f"chat message {i}", message["content"])
+
+
+def _check_unicode(name: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SamplingError(f"{name} contains a lone surrogate at index {exc.start}: not valid Unicode") from None

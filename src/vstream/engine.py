@@ -30,8 +30,8 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from . import logs
-from .backends.base import Backend, EngineInfo, Messages, RenderedPrompt
-from .config import EngineConfig, detect_device, validate_sampling
+from .backends.base import Backend, EngineInfo, Messages, PromptSpec, RenderedPrompt
+from .config import EngineConfig, detect_device, validate_prompt, validate_sampling
 from .errors import EngineDeadError, EngineNotRunningError, EngineStartError, SamplingError
 from .streaming import CANCELLED, Stream
 
@@ -202,9 +202,15 @@ class EngineHost:
     def render(self, prompt: str | Messages, *, chat: bool = False, system: str | None = None) -> RenderedPrompt:
         """The prompt as the model will see it (chat template applied), waiting for readiness."""
         self.wait_ready()
-        assert self._backend is not None
-        _check_prompt(prompt)
-        return self._backend.render(prompt, chat=chat, system=system)
+        return self._render([PromptSpec(prompt, chat, system)])[0]
+
+    def _render(self, specs: Sequence[PromptSpec]) -> list[RenderedPrompt]:
+        backend = self._backend
+        if backend is None:
+            raise EngineNotRunningError(f"the engine is {self._state}")
+        for spec in specs:
+            validate_prompt(spec.prompt)
+        return backend.render_many(specs)
 
     def stream(
         self,
@@ -220,7 +226,7 @@ class EngineHost:
         Sampling settings are checked before anything reaches the engine; waits for the engine
         if it is still starting.
         """
-        return self._submit([self._prepare(prompt, chat, system, request_id, sampling)])[0]
+        return self._submit(self._prepare([(PromptSpec(prompt, chat, system), request_id, sampling)]))[0]
 
     def stream_many(self, requests: Sequence[Mapping[str, Any]]) -> list[Stream]:
         """Submit several requests together (each a dict of ``stream``'s arguments).
@@ -228,33 +234,26 @@ class EngineHost:
         All are checked before any is sent, and they reach the engine in one loop step, so they
         are batched from their first token (submitting them one by one can miss a step).
         """
-        prepared = []
+        batch = []
         for request in requests:
             options = dict(request)
-            prompt = options.pop("prompt")
-            chat, system = options.pop("chat", False), options.pop("system", None)
-            prepared.append(self._prepare(prompt, chat, system, options.pop("request_id", None), options))
-        return self._submit(prepared)
+            spec = PromptSpec(options.pop("prompt"), options.pop("chat", False), options.pop("system", None))
+            batch.append((spec, options.pop("request_id", None), options))
+        return self._submit(self._prepare(batch))
 
     def _prepare(
-        self, prompt: str | Messages, chat: bool, system: str | None, request_id: str | None, sampling: dict[str, Any]
-    ) -> tuple[Stream, RenderedPrompt]:
+        self, batch: Sequence[tuple[PromptSpec, str | None, dict[str, Any]]]
+    ) -> list[tuple[Stream, RenderedPrompt]]:
+        """Check and tokenize every request (in one tokenizer call) before any is sent."""
         info = self.wait_ready()
-        checked = validate_sampling(sampling, max_model_len=info.max_model_len)
-        rendered = self.render(prompt, chat=chat, system=system)
-        room = info.max_model_len - len(rendered.token_ids)
-        if room < 1:
-            raise SamplingError(
-                f"the prompt is {len(rendered.token_ids)} tokens, which fills the model's context of "
-                f"{info.max_model_len}: shorten it"
-            )
-        if checked["max_tokens"] > room:
-            raise SamplingError(
-                f"max_tokens must be ≤ {room} for this prompt ({len(rendered.token_ids)} prompt tokens, "
-                f"context {info.max_model_len}), got {checked['max_tokens']}"
-            )
-        request_id = request_id or f"vs-{next(self._counter)}-{uuid.uuid4().hex[:8]}"
-        return Stream(request_id, rendered.text, rendered.token_ids, checked), rendered
+        checked = [validate_sampling(sampling, max_model_len=info.max_model_len) for _, _, sampling in batch]
+        rendered = self._render([spec for spec, _, _ in batch])
+        prepared = []
+        for (_, request_id, _), sampling, prompt in zip(batch, checked, rendered, strict=True):
+            _check_room(prompt, sampling["max_tokens"], info.max_model_len)
+            request_id = request_id or f"vs-{next(self._counter)}-{uuid.uuid4().hex[:8]}"
+            prepared.append((Stream(request_id, prompt.text, prompt.token_ids, sampling), prompt))
+        return prepared
 
     def _submit(self, prepared: list[tuple[Stream, RenderedPrompt]]) -> list[Stream]:
         with self._lock:
@@ -371,9 +370,24 @@ class EngineHost:
         return f"<EngineHost {self.status()}>"
 
 
+def _check_room(prompt: RenderedPrompt, max_tokens: int, max_model_len: int) -> None:
+    room = max_model_len - len(prompt.token_ids)
+    if room < 1:
+        raise SamplingError(
+            f"the prompt is {len(prompt.token_ids)} tokens, which fills the model's context of "
+            f"{max_model_len}: shorten it"
+        )
+    if max_tokens > room:
+        raise SamplingError(
+            f"max_tokens must be ≤ {room} for this prompt ({len(prompt.token_ids)} prompt tokens, "
+            f"context {max_model_len}), got {max_tokens}"
+        )
+
+
 async def _start_together(runs: list[Coroutine[Any, Any, None]]) -> None:
     for run in runs:
-        asyncio.ensure_future(run)
+        # Each run keeps its own task in EngineHost._tasks from its first step on.
+        asyncio.ensure_future(run)  # noqa: RUF006
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
@@ -385,29 +399,6 @@ def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: A
 
 async def _call(fn: Callable[[], Any]) -> Any:
     return fn()
-
-
-def _check_prompt(prompt: Any) -> None:
-    if isinstance(prompt, str):
-        if not prompt.strip():
-            raise SamplingError("prompt is empty: give the model some text to continue")
-        _check_unicode("prompt", prompt)
-        return
-    if not isinstance(prompt, (list, tuple)) or not prompt:
-        raise SamplingError(f"prompt must be a string or a non-empty list of chat messages, got {type(prompt).__name__}")
-    for i, message in enumerate(prompt):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or not isinstance(message.get("content"), str):
-            raise SamplingError(f"chat message {i} must be a dict with string 'role' and 'content', got {message!r}")
-        if message["role"] not in {"system", "user", "assistant"}:
-            raise SamplingError(f"chat message {i} has role {message['role']!r}; use 'system', 'user' or 'assistant'")
-        _check_unicode(f"chat message {i}", message["content"])
-
-
-def _check_unicode(name: str, text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise SamplingError(f"{name} contains a lone surrogate at index {exc.start}: not valid Unicode") from None
 
 
 # --- the one host of this process ---------------------------------------------------------------

@@ -291,7 +291,8 @@ class VStreamMagics(Magics):
             except SamplingError as exc:
                 raise _usage_error(exc) from None
             self.defaults = updated
-        print(f"vstream: sampling defaults {self.defaults or '(engine defaults)'}; engine {self._engine_options() or '(defaults)'}")
+        engine_options = self._engine_options() or "(defaults)"
+        print(f"vstream: sampling defaults {self.defaults or '(engine defaults)'}; engine {engine_options}")
         return None
 
     def _cmd_logs(self, rest: list[str]) -> None:

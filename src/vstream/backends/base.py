@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..streaming import Stream
 
@@ -36,8 +36,26 @@ class EngineInfo:
 
     def describe(self) -> str:
         kv = f", KV cache {self.kv_cache_tokens:,} tokens" if self.kv_cache_tokens else ""
-        gpus = f" ×{self.tensor_parallel_size * self.pipeline_parallel_size}" if self.tensor_parallel_size * self.pipeline_parallel_size > 1 else ""
+        tp, pp = self.tensor_parallel_size, self.pipeline_parallel_size
+        gpus = f" ×{tp * pp} (tensor parallel {tp}, pipeline parallel {pp})" if tp * pp > 1 else ""
         return f"{self.model} on {self.device_name}{gpus} ({self.mode}{kv}, context {self.max_model_len})"
+
+
+class PromptSpec(NamedTuple):
+    """A prompt as a caller gives it: text or chat messages, whether to apply the chat template."""
+
+    prompt: str | Messages
+    chat: bool = False
+    system: str | None = None
+
+    @property
+    def is_plain(self) -> bool:
+        """Plain text sent as is (no chat template)."""
+        return isinstance(self.prompt, str) and not self.chat and self.system is None
+
+    def messages(self) -> list[dict[str, str]]:
+        turns = [{"role": "user", "content": self.prompt}] if isinstance(self.prompt, str) else list(self.prompt)
+        return turns if self.system is None else [{"role": "system", "content": self.system}, *turns]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +72,9 @@ class Backend(Protocol):
     async def start(self, progress: Progress) -> EngineInfo:
         """Build the engine on the host's loop; return what it is."""
 
-    def render(self, prompt: str | Messages, *, chat: bool, system: str | None) -> RenderedPrompt:
-        """Apply the chat template (if any) and tokenize; runs in the caller's thread."""
+    def render_many(self, specs: Sequence[PromptSpec]) -> list[RenderedPrompt]:
+        """Apply the chat template where asked and tokenize, all prompts at once; runs in the
+        caller's thread (prompts arrive already validated)."""
 
     async def run(self, stream: Stream, prompt: RenderedPrompt, sampling: dict[str, Any]) -> None:
         """Feed ``stream`` until the request ends; finish it with a reason in every case."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import psutil
@@ -18,7 +19,7 @@ from ..config import EngineConfig, cpu_model
 from ..errors import EngineDeadError, EngineStartError
 from ..models import resolve_model
 from ..streaming import CANCELLED, ERROR, Stream, TokenLogprob
-from .base import EngineInfo, Messages, Progress, RenderedPrompt
+from .base import EngineInfo, Progress, PromptSpec, RenderedPrompt
 
 
 class LocalBackend:
@@ -121,18 +122,24 @@ class LocalBackend:
         if stream.error is not None:
             raise EngineStartError(f"the engine started but failed its first request: {stream.error}")
 
-    def render(self, prompt: str | Messages, *, chat: bool, system: str | None) -> RenderedPrompt:
+    def render_many(self, specs: Sequence[PromptSpec]) -> list[RenderedPrompt]:
         tokenizer = self._tokenizer
-        if isinstance(prompt, str) and not chat and system is None:
-            return RenderedPrompt(prompt, tokenizer(prompt, add_special_tokens=True)["input_ids"])
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-        if system is not None:
-            messages = [{"role": "system", "content": system}, *messages]
-        if getattr(tokenizer, "chat_template", None) is None:
+        texts = [spec.prompt if spec.is_plain else self._apply_template(spec) for spec in specs]
+        # One call per kind: the fast tokenizer encodes a list in one pass (64 prompts: ~2x
+        # faster than one by one), and chat templates already carry their special tokens.
+        ids: list[list[int] | None] = [None] * len(specs)
+        for plain in (True, False):
+            where = [i for i, spec in enumerate(specs) if spec.is_plain is plain]
+            if where:
+                encoded = tokenizer([texts[i] for i in where], add_special_tokens=plain)["input_ids"]
+                for i, token_ids in zip(where, encoded, strict=True):
+                    ids[i] = token_ids
+        return [RenderedPrompt(text, token_ids or []) for text, token_ids in zip(texts, ids, strict=True)]
+
+    def _apply_template(self, spec: PromptSpec) -> str:
+        if getattr(self._tokenizer, "chat_template", None) is None:
             raise ValueError(f"model {self.config.model!r} has no chat template; pass a plain prompt instead")
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        # The template already carries the special tokens it wants.
-        return RenderedPrompt(text, tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self._tokenizer.apply_chat_template(spec.messages(), tokenize=False, add_generation_prompt=True)
 
     async def run(self, stream: Stream, prompt: RenderedPrompt, sampling: dict[str, Any]) -> None:
         params = self._sampling_params(**sampling, output_kind=self._delta)
@@ -151,7 +158,9 @@ class LocalBackend:
             # generate() has already aborted the request in the engine before re-raising.
             stream._finish(CANCELLED)
         except self._vllm_dead_error:
-            stream._finish(ERROR, error=EngineDeadError(f"the engine died during request {stream.request_id}: {self.dead_reason() or 'see %vstream logs'}"))
+            reason = self.dead_reason() or "see %vstream logs"
+            died = EngineDeadError(f"the engine died during request {stream.request_id}: {reason}")
+            stream._finish(ERROR, error=died)
         except Exception as exc:
             stream._finish(ERROR, error=exc)
         finally:

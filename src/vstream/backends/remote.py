@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +27,7 @@ import httpx
 from ..config import EngineConfig
 from ..errors import EngineStartError, VStreamError
 from ..streaming import CANCELLED, ERROR, Stream, TokenLogprob
-from .base import EngineInfo, Messages, Progress, RenderedPrompt
+from .base import EngineInfo, Progress, PromptSpec, RenderedPrompt
 
 # connect() passes this as the model when none is named: use the server's (first) model.
 AUTO_MODEL = "auto"
@@ -188,18 +189,25 @@ class RemoteBackend:
 
     # --- prompts (caller's thread) -------------------------------------------------------------------
 
-    def render(self, prompt: str | Messages, *, chat: bool, system: str | None) -> RenderedPrompt:
-        if isinstance(prompt, str) and not chat and system is None:
-            tokens = self._post_sync(
-                "/tokenize", {"model": self.model, "prompt": prompt, "add_special_tokens": True}
-            )
-            return RenderedPrompt(prompt, list(tokens["tokens"]))
-        messages = (
-            [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-        )
-        if system is not None:
-            messages = [{"role": "system", "content": system}, *messages]
-        body = {"model": self.model, "messages": messages, "add_generation_prompt": True}
+    def render_many(self, specs: Sequence[PromptSpec]) -> list[RenderedPrompt]:
+        # The server's /tokenize takes one prompt: a batch of the same prompt asks once.
+        known: dict[PromptSpec, RenderedPrompt] = {}
+        out = []
+        for spec in specs:
+            key = spec if isinstance(spec.prompt, str) else None
+            rendered = known.get(key) if key is not None else None
+            if rendered is None:
+                rendered = self._render(spec)
+                if key is not None:
+                    known[key] = rendered
+            out.append(rendered)
+        return out
+
+    def _render(self, spec: PromptSpec) -> RenderedPrompt:
+        if spec.is_plain:
+            body = {"model": self.model, "prompt": spec.prompt, "add_special_tokens": True}
+            return RenderedPrompt(str(spec.prompt), list(self._post_sync("/tokenize", body)["tokens"]))
+        body = {"model": self.model, "messages": spec.messages(), "add_generation_prompt": True}
         ids = list(self._post_sync("/tokenize", body)["tokens"])
         text = self._post_sync("/detokenize", {"model": self.model, "tokens": ids})["prompt"]
         return RenderedPrompt(text, ids)
