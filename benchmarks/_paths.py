@@ -1,7 +1,9 @@
 """The four ways to the same tokens, each run as one batch of N concurrent streams.
 
-* ``raw``: the seed's loop, ``async for out in engine.generate(..., DELTA)``, as coroutines on the
-  host's own loop against the host's own AsyncLLM (so every path shares one engine);
+* ``raw``: the seed's loop, ``async for out in engine.generate(prompt, ..., DELTA)``, as coroutines
+  on the host's own loop against the host's own AsyncLLM (so every path shares one engine);
+  ``raw_ids``: the same with the prompt tokenized beforehand, outside the clock (for reference:
+  it shows what tokenizing costs, which every other path pays);
 * ``api``: ``host.stream(...)`` read by a plain ``for`` in the main thread (N > 1: ``stream_many`` and ``async for``
   on one event loop in the main thread); ``api_threads``: N > 1, one plain-``for`` thread each;
 * ``magic``: ``%%vstream -n N`` on a real InteractiveShell whose display publisher records messages;
@@ -52,18 +54,20 @@ def _record(start: float) -> dict[str, Any]:
 
 
 def run_raw(
-    host: Any, prompt_ids: Sequence[list[int]], sampling: dict[str, Any], timeout: float
+    host: Any, prompts: Sequence[str | list[int]], sampling: dict[str, Any], timeout: float
 ) -> list[dict[str, Any]]:
+    """``prompts``: text (tokenized by vLLM, as the seed does) or token ids (tokenized before)."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
     engine = host._backend._engine
     tag = uuid.uuid4().hex[:8]
 
-    async def one(i: int, ids: list[int], start: float) -> dict[str, Any]:
+    async def one(i: int, prompt: str | list[int], start: float) -> dict[str, Any]:
         rec, pieces = _record(start), []
         params = SamplingParams(**sampling, output_kind=RequestOutputKind.DELTA)
-        async for out in engine.generate({"prompt_token_ids": ids}, params, f"raw-{tag}-{i}"):
+        request = prompt if isinstance(prompt, str) else {"prompt_token_ids": prompt}
+        async for out in engine.generate(request, params, f"raw-{tag}-{i}"):
             now = time.perf_counter()
             completion = out.outputs[0]
             if completion.token_ids:
@@ -75,7 +79,7 @@ def run_raw(
         return rec
 
     async def batch(start: float) -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(one(i, ids, start) for i, ids in enumerate(prompt_ids))))
+        return list(await asyncio.gather(*(one(i, prompt, start) for i, prompt in enumerate(prompts))))
 
     start = time.perf_counter()
     return asyncio.run_coroutine_threadsafe(batch(start), host._loop).result(timeout)

@@ -167,15 +167,16 @@ def table(result: dict[str, Any]) -> list[str]:
     for mode_name, mode in result["modes"].items():
         lines.append(
             f"-- {mode_name}: tok/s = agg (1 stream: decode), others as ratio to raw;"
-            " TTFT p50 ms (p95); api-th = thread per stream"
+            " TTFT p50 ms (p95); api-th = thread per stream; ids = raw with the prompt tokenized"
+            " beforehand (reference)"
         )
         lines.append(
             f"{'n':>3} {'raw tok/s':>10} {'api':>6} {'api-th':>6} {'magic':>6} {'panel':>6}"
-            f" {'TTFT raw':>14} {'api':>14} {'magic':>7} {'panel':>7} {'upd/s':>9}"
+            f" {'TTFT raw':>14} {'ids':>7} {'api':>14} {'magic':>7} {'panel':>7} {'upd/s':>9}"
         )
         for n, raw in ((mode.get("paths") or {}).get("raw") or {}).items():
-            api, threads, magic, panel = (
-                _get(mode, p, n) for p in ("api", "api_threads", "magic", "panel")
+            api, threads, magic, panel, ids = (
+                _get(mode, p, n) for p in ("api", "api_threads", "magic", "panel", "raw_ids")
             )
             key = "decode_tok_s" if n == "1" else "agg_tok_s"
             cols = [
@@ -189,6 +190,7 @@ def table(result: dict[str, Any]) -> list[str]:
             ]
             cols += [
                 f"{_f(raw['ttft_ms_p50'])} ({_f(raw['ttft_ms_p95'])})".rjust(14),
+                f"{_f(ids and ids['ttft_ms_p50']):>7}",
                 (f"{_f(api['ttft_ms_p50'])} ({_f(api['ttft_ms_p95'])})" if api else "-").rjust(14),
             ]
             cols += [f"{_f(u and u['ttft_ms_p50']):>7}" for u in (magic, panel)]

@@ -84,7 +84,8 @@ def _runners(
 ) -> dict[str, Runner]:  # fmt: skip
     n = len(prompts)
     runners: dict[str, Runner] = {
-        "raw": lambda: _paths.run_raw(host, ids, sampling, timeout),
+        "raw": lambda: _paths.run_raw(host, prompts, sampling, timeout),
+        "raw_ids": lambda: _paths.run_raw(host, ids, sampling, timeout),
         "api": lambda: _paths.run_api(host, prompts, sampling, timeout),
     }
     if n > 1:
@@ -111,6 +112,7 @@ def benchmark(
         errors.append(panel_reason)
     results: dict[str, dict[str, Any]] = {
         "raw": {},
+        "raw_ids": {},
         "api": {},
         "api_threads": {},
         "magic": {},
@@ -127,7 +129,7 @@ def benchmark(
             mode,
             f"{n} streams x {tokens} tokens: warm-up, then {reps} rounds of {', '.join(runners)}",
         )
-        _paths.run_raw(host, ids, sampling, timeout)
+        _paths.run_raw(host, prompts, sampling, timeout)
         runs: dict[str, list[dict[str, Any]]] = {p: [] for p in runners}
         failed: set[str] = set()
         for rep in range(reps):

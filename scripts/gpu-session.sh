@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# vstream's GPU checks, one stage per device call (the device tool's 10-minute limit per command).
+# Run on the GPU machine from the repo root, after the bundle from ../shared/gpu/make-bundle is
+# installed:  bash scripts/gpu-session.sh STAGE   (results and logs go to $OUT)
+#
+#   bench-compiled  benchmark, CUDA graphs, 1/8/64 streams x 256 tokens (py-spy profile if allowed)
+#   bench-eager     benchmark, eager, 1/8/64 streams x 64 tokens (eager decodes ~10x slower)
+#   gpu-tests       tests/gpu on one GPU: engine memory, kernel shutdown/restart memory
+#   engine-tests    the engine, magic and kernel tests (-m engine) on CUDA vLLM
+#   multi-gpu       tests/gpu -m multigpu: tensor and pipeline parallel on two GPUs
+set -uo pipefail
+export PYTHONPATH=/root/site:$PWD/src:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
+export PATH=/root/site/bin:$PATH
+OUT=${OUT:-/tmp/vstream-out}
+mkdir -p "$OUT"
+name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+card=$(echo "$name" | grep -oiE 'h100|h200|a100|l40s|b200' | head -n 1 | tr '[:upper:]' '[:lower:]')
+card=${card:-gpu}
+echo "== $(nvidia-smi -L | wc -l) x $name; vstream $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+
+# One GPU for everything but the multi-GPU stage, so that numbers compare across machines.
+single() { CUDA_VISIBLE_DEVICES=0 "$@"; }
+
+# py-spy samples from outside the process without pausing it (--nonblocking): the profile costs
+# the benchmark nothing. Containers may forbid ptrace; then the benchmark runs unprofiled.
+profiled() {
+  if command -v py-spy >/dev/null && py-spy record --nonblocking -o /dev/null -- python3 -c "import time; time.sleep(0.3)" >/dev/null 2>&1; then
+    py-spy record --nonblocking --subprocesses --threads --idle --rate 200 --format raw \
+      -o "$OUT/$card-profile.txt" -- "$@"
+  else
+    echo "(py-spy unavailable or not permitted here: running without a profile)"
+    "$@"
+  fi
+}
+
+stage=${1:?stage}
+case "$stage" in
+  bench-compiled)
+    single profiled python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x256,8x256,64x256 \
+      --reps 5 --no-alternatives --no-restart --out "$OUT/$card-compiled.json" 2>&1 | tee "$OUT/$card-compiled.log"
+    if [ -f "$OUT/$card-profile.txt" ]; then
+      python3 -m benchmarks.profile_summary "$OUT/$card-profile.txt" > "$OUT/$card-profile-summary.txt" \
+        && gzip -f "$OUT/$card-profile.txt" && cat "$OUT/$card-profile-summary.txt"
+    fi
+    ;;
+  bench-eager)
+    single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x64,8x64,64x64 --reps 5 \
+      --no-alternatives --out "$OUT/$card-eager.json" 2>&1 | tee "$OUT/$card-eager.log"
+    ;;
+  gpu-tests)
+    VSTREAM_RESULTS=$OUT single python3 -m pytest tests/gpu -m "gpu and not multigpu" -p no:cacheprovider -q -s \
+      2>&1 | tee "$OUT/$card-gpu-tests.log"
+    ;;
+  engine-tests)
+    single python3 -m pytest tests/engine tests/ipython/test_magics.py tests/kernel/test_magic_in_kernel.py \
+      -m "engine or kernel" -p no:cacheprovider -q 2>&1 | tee "$OUT/$card-engine-tests.log"
+    ;;
+  multi-gpu)
+    VSTREAM_RESULTS=$OUT python3 -m pytest tests/gpu -m multigpu -p no:cacheprovider -q -s \
+      2>&1 | tee "$OUT/$card-x$(nvidia-smi -L | wc -l)-multi-gpu.log"
+    ;;
+  *) echo "unknown stage $stage"; exit 2 ;;
+esac
+nvidia-smi --query-gpu=index,memory.used --format=csv,noheader
