@@ -58,7 +58,7 @@ def test_tensor_parallel_engine_streams_and_frees_both_gpus(tmp_path):
         loaded = gpu_memory_used()
         pids, info = host.process_ids(), host.info
         assert info.tensor_parallel_size == 2
-        assert "×2" in info.describe() and "×2" in str(host.status())
+        assert "×2 (tensor parallel 2" in info.describe() and "×2" in str(host.status())
         assert all(x - b > GIB // 2 for x, b in zip(loaded[:2], before[:2], strict=True)), (before, loaded)
         # The workers start from the EngineCore, not from this process: they must be tracked too.
         assert len(pids) >= 3, pids
