@@ -26,7 +26,8 @@ def follow(streams: Sequence[Stream], paint: Paint, *, rate: float = DEFAULT_RAT
     shown_tokens = False
     try:
         while True:
-            version = sum(stream.version for stream in streams)
+            versions = [stream.version for stream in streams]
+            version = sum(versions)
             finished = all(stream.done for stream in streams)
             if finished:
                 break
@@ -38,11 +39,16 @@ def follow(streams: Sequence[Stream], paint: Paint, *, rate: float = DEFAULT_RAT
                 shown_tokens = shown_tokens or first_tokens
                 paint(False)
                 throttle.mark()
-            # Sleep until the next repaint may happen, but wake at once when a stream ends, so
-            # the final text is shown as soon as it exists.
-            running = next((stream for stream in streams if not stream.done), None)
-            if running is not None:  # all may have ended since the check above
-                running.wait_done(max(throttle.wait_time(), throttle.interval / 4))
+            # Until the first token is shown, wake on any change so it is painted as it arrives;
+            # then sleep until the next repaint may happen, but wake at once when a stream ends,
+            # so the final text is shown as soon as it exists.
+            running = next((i for i, stream in enumerate(streams) if not stream.done), None)
+            if running is None:  # all may have ended since the check above
+                continue
+            if not shown_tokens:
+                streams[running].wait_changed(versions[running], throttle.interval)
+            else:
+                streams[running].wait_done(max(throttle.wait_time(), throttle.interval / 4))
     except KeyboardInterrupt:
         for stream in streams:
             stream.cancel(wait=False)

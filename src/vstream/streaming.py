@@ -189,6 +189,12 @@ class Stream:
         """Block up to ``timeout`` seconds for the end; True if it ended. Never raises."""
         return self._done.wait(timeout)
 
+    def wait_changed(self, since: int, timeout: float | None = None) -> bool:
+        """Block up to ``timeout`` seconds until ``version`` differs from ``since`` (new text, or
+        the end); True if it did. Never raises."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.version != since, timeout)
+
     def cancel(self, wait: bool = True, timeout: float = 5.0) -> None:
         """Abort the request in the engine; the text so far is kept."""
         if self._canceller is not None and not self.done:
