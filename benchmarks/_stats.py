@@ -71,5 +71,40 @@ def combine(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _pairs(section: dict[str, Any], raw: dict[str, Any], key: str) -> list[tuple[float, float]]:
+    """(path, raw) values of ``key`` per round: against the raw run measured next to each run
+    (``raw_<key>``), or, in files from before that, against the raw run of the same round."""
+    runs, raw_runs = section.get("runs") or [], raw.get("runs") or []
+    if runs and all(r.get(f"raw_{key}") is not None for r in runs):
+        pairs = [(r[key], r[f"raw_{key}"]) for r in runs]
+    elif runs and len(runs) == len(raw_runs):
+        pairs = [(r[key], b[key]) for r, b in zip(runs, raw_runs, strict=True)]
+    else:
+        pairs = []
+    return [(a, b) for a, b in pairs if a is not None and b is not None]
+
+
+def vs_raw(section: dict[str, Any] | None, raw: dict[str, Any], key: str) -> float | None:
+    """``section`` ÷ raw for ``key``: the median of per-round ratios, so that a machine whose speed
+    drifts between rounds (seen on shared GPU hosts: ±30 % within a minute) compares like with like."""
+    if section is None:
+        return None
+    pairs = _pairs(section, raw, key)
+    if not pairs:
+        return ratio(section.get(key), raw.get(key))
+    return median(a / b for a, b in pairs if b)
+
+
+def ttft_vs_raw(section: dict[str, Any] | None, raw: dict[str, Any]) -> float | None:
+    """Median TTFT difference to raw in ms, paired per round like ``vs_raw``."""
+    if section is None:
+        return None
+    pairs = _pairs(section, raw, "ttft_ms_p50")
+    if not pairs:
+        a, b = section.get("ttft_ms_p50"), raw.get("ttft_ms_p50")
+        return None if a is None or b is None else a - b
+    return median(a - b for a, b in pairs)
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b

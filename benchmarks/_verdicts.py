@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._stats import ratio
+from ._stats import ttft_vs_raw, vs_raw
 
 API_MIN, UI_MIN, TTFT_SLACK_MS, UI_MAX_RATE, GPU_SLACK_GIB = 0.98, 0.97, 2.0, 20.0, 0.5
 
@@ -34,7 +34,7 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
                 continue
             keys = ["agg_tok_s"] + (["decode_tok_s"] if n == "1" else [])
             for key in keys:
-                r = ratio(api[key], raw[key])
+                r = vs_raw(api, raw, key)
                 out.append(
                     _check(
                         f"{mode_name}: API {key} >= {API_MIN} x raw at {n} streams",
@@ -42,7 +42,7 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
                         f"{_f(api[key])} vs {_f(raw[key])} = {_f(r, 3)}x",
                     )
                 )
-            d = None if api["ttft_ms_p50"] is None else api["ttft_ms_p50"] - raw["ttft_ms_p50"]
+            d = ttft_vs_raw(api, raw)
             out.append(
                 _check(
                     f"{mode_name}: API TTFT p50 <= raw + {TTFT_SLACK_MS:g} ms at {n} streams",
@@ -67,7 +67,7 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
                             )
                         )
                     continue
-                r = ratio(ui["agg_tok_s"], raw["agg_tok_s"])
+                r = vs_raw(ui, raw, "agg_tok_s")
                 out.append(
                     _check(
                         f"{mode_name}: {path} agg_tok_s >= {UI_MIN} x raw at {n} streams",
@@ -182,10 +182,10 @@ def table(result: dict[str, Any]) -> list[str]:
             cols = [
                 f"{n:>3}",
                 f"{_f(raw[key]):>10}",
-                f"{_f(ratio(api and api[key], raw[key]), 3):>6}",
+                f"{_f(vs_raw(api, raw, key), 3):>6}",
             ]
             cols += [
-                f"{_f(ratio(u and u['agg_tok_s'], raw['agg_tok_s']), 3):>6}"
+                f"{_f(vs_raw(u, raw, 'agg_tok_s'), 3):>6}"
                 for u in (threads, magic, panel)
             ]
             cols += [

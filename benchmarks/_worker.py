@@ -127,49 +127,31 @@ def benchmark(
         runners = _runners(host, shell, rig, prompts, ids, sampling, timeout)
         log(
             mode,
-            f"{n} streams x {tokens} tokens: warm-up, then {reps} rounds of {', '.join(runners)}",
+            f"{n} streams x {tokens} tokens: warm-up, then {reps} rounds of raw next to each of"
+            f" {', '.join(p for p in runners if p != 'raw')}",
         )
         _paths.run_raw(host, prompts, sampling, timeout)
         runs: dict[str, list[dict[str, Any]]] = {p: [] for p in runners}
         failed: set[str] = set()
+        others = [p for p in runners if p != "raw"]
         for rep in range(reps):
-            order = list(runners) if rep % 2 == 0 else list(reversed(runners))
+            # Every path runs right next to a raw run, before it in one round and after it in the
+            # next: its ratio is taken against that neighbour, so drift between rounds cancels.
+            order = others if rep % 2 == 0 else list(reversed(others))
             for path in order:
                 if path in failed:
                     continue
-                try:
-                    records = runners[path]()
-                except Exception as exc:
+                pair = ("raw", path) if rep % 2 == 0 else (path, "raw")
+                measured = {p: _measure(p, runners[p], tokens, n, errors, texts) for p in pair}
+                raw, other = measured["raw"], measured[path]
+                if raw is not None:
+                    runs["raw"].append(raw)
+                if other is None:
                     failed.add(path)
-                    errors.append(f"{path} at {n} streams: {type(exc).__name__}: {exc}")
-                    traceback.print_exc()
                     continue
-                summary = summarise(records, tokens)
-                summary["ttft_ms"] = [
-                    round((r["first"] - r["start"]) * 1000, 3) if r["first"] else None
-                    for r in records
-                ]
-                fed = [
-                    (r["fed_first"] - r["start"]) * 1000
-                    for r in records
-                    if r.get("fed_first") and r["first"]
-                ]
-                if fed:  # where the engine's loop fed the Stream vs when the reader got it
-                    summary["fed_ttft_ms_p50"] = _stats.percentile(fed, 50)
-                    summary["handoff_ms_p50"] = _stats.percentile(
-                        [
-                            (r["first"] - r["fed_first"]) * 1000
-                            for r in records
-                            if r.get("fed_first") and r["first"]
-                        ],
-                        50,
-                    )
-                if path in ("magic", "panel"):
-                    summary.update(_ui_summary(records))
-                if path == "panel":
-                    summary["seeds"] = [r.get("seed") for r in records]
-                runs[path].append(summary)
-                texts[path].setdefault(str(n), [r["text"] for r in records])
+                if raw is not None:
+                    other.update({f"raw_{k}": raw[k] for k in _PAIRED})
+                runs[path].append(other)
         for path, path_runs in runs.items():
             if path_runs:
                 results[path][str(n)] = combine(path_runs)
@@ -184,6 +166,33 @@ def benchmark(
         out["panel"] = None
         out["panel_reason"] = panel_reason
     return out, errors
+
+
+_PAIRED = ("agg_tok_s", "decode_tok_s", "ttft_ms_p50")
+
+
+def _measure(
+    path: str, runner: Runner, tokens: int, n: int, errors: list[str], texts: dict[str, dict[str, list[str]]]
+) -> dict[str, Any] | None:
+    """One run of one path → its summary (None if it failed: the error is recorded)."""
+    try:
+        records = runner()
+    except Exception as exc:
+        errors.append(f"{path} at {n} streams: {type(exc).__name__}: {exc}")
+        traceback.print_exc()
+        return None
+    summary = summarise(records, tokens)
+    summary["ttft_ms"] = [round((r["first"] - r["start"]) * 1000, 3) if r["first"] else None for r in records]
+    fed = [r for r in records if r.get("fed_first") and r["first"]]
+    if fed:  # where the engine's loop fed the Stream vs when the reader got it
+        summary["fed_ttft_ms_p50"] = _stats.percentile([(r["fed_first"] - r["start"]) * 1000 for r in fed], 50)
+        summary["handoff_ms_p50"] = _stats.percentile([(r["first"] - r["fed_first"]) * 1000 for r in fed], 50)
+    if path in ("magic", "panel"):
+        summary.update(_ui_summary(records))
+    if path == "panel":
+        summary["seeds"] = [r.get("seed") for r in records]
+    texts[path].setdefault(str(n), [r["text"] for r in records])
+    return summary
 
 
 def settle_gpu(device: str, seconds: float = 10.0) -> None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._stats import ratio
+from ._stats import vs_raw
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -55,9 +55,9 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
                         mode,
                         f"{n}x{tokens}",
                         _f(raw[key]),
-                        _f(ratio(api and api[key], raw[key]), 3),
-                        _f(ratio(magic and magic["agg_tok_s"], raw["agg_tok_s"]), 3),
-                        _f(ratio(panel and panel["agg_tok_s"], raw["agg_tok_s"]), 3),
+                        _f(vs_raw(api, raw, key), 3),
+                        _f(vs_raw(magic, raw, "agg_tok_s"), 3),
+                        _f(vs_raw(panel, raw, "agg_tok_s"), 3),
                         f"{_f(raw['ttft_ms_p50'])} / {_f(api and api['ttft_ms_p50'])}",
                         _f(srv and (srv[key]), 1)
                         + (f" / {_f(srv['ttft_ms_p50'])} ms" if srv else ""),
@@ -89,7 +89,8 @@ def table(files: list[Path]) -> str:
     note = (
         "Tok/s: 1 stream = decode speed; 8/64 = aggregate until the last token was seen "
         "(UI paths: shown). "
-        "Ratios are measured side by side in one run, medians over alternating rounds."
+        "Ratios are measured side by side in one run: each is the median, over rounds, of a run"
+        " against the raw run next to it (in files written before that: the raw run of the same round)."
     )
     return "\n".join([*lines, "", note, "", *verdicts])
 

@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--sizes", help="streams x tokens list, e.g. 1x64,8x32,64x16")
     p.add_argument(
-        "--reps", type=int, help="rounds per path and size (order reversed every other round)"
+        "--reps", type=int, help="rounds per path and size (each path next to its own raw run; order reversed in odd rounds)"
     )
     p.add_argument("--modes", help="eager,compiled (default: eager on cpu, eager,compiled on cuda)")
     p.add_argument(
@@ -153,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         "temperature": args.temperature,
         "prompt": args.prompt,
         "seeds": "none (panel draws one per request: ignored by greedy)",
-        "order": "per size: 1 unrecorded raw warm-up, then rounds of raw, api, api_threads, "
-        "magic, panel, reversed every other round",
+        "order": "per size: 1 unrecorded raw warm-up, then rounds in which every other path runs next "
+        "to its own raw run (raw first in even rounds, second and in reverse path order in odd "
+        "ones); ratios are medians of each run against its neighbouring raw run",
         "load_avg_start": os.getloadavg(),  # other people's engines share a CPU machine
         "modes": {},
         "alternatives": {} if alternatives else None,
