@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterable
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
-OURS = ("/vstream/", "/benchmarks/")
+OURS = ("vstream/", "benchmarks/")
 
 
 def parse(lines: Iterable[str]) -> collections.Counter[tuple[str, ...]]:
@@ -38,8 +38,9 @@ def _name(frame: str) -> str:
 
 def _split(stack: tuple[str, ...]) -> tuple[str, str, tuple[str, ...]]:
     """(process, thread, frames): py-spy puts the process and the thread first when asked to."""
-    process = stack[0] if stack and stack[0].startswith("process ") else ""
-    rest = stack[1:] if process else stack
+    # With --subprocesses a child's stacks start with every ancestor's process frame: keep the last.
+    depth = next((i for i, frame in enumerate(stack) if not frame.startswith("process ")), len(stack))
+    process, rest = (stack[depth - 1] if depth else ""), stack[depth:]
     thread = rest[0] if rest and rest[0].startswith("thread ") else ""
     return process[:90], thread, rest[1:] if thread else rest
 

@@ -41,7 +41,7 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
         for n, raw in (paths.get("raw") or {}).items():
             key = "decode_tok_s" if n == "1" else "agg_tok_s"
 
-            api, magic, panel = (_at(paths, p, n) for p in ("api", "magic", "panel"))
+            api, magic, panel, ids = (_at(paths, p, n) for p in ("api", "magic", "panel", "raw_ids"))
             srv = server.get(n)
             tokens = next(
                 (s["tokens"] for s in result.get("sizes", []) if str(s["streams"]) == n), "?"
@@ -58,7 +58,7 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
                         _f(vs_raw(api, raw, key), 3),
                         _f(vs_raw(magic, raw, "agg_tok_s"), 3),
                         _f(vs_raw(panel, raw, "agg_tok_s"), 3),
-                        f"{_f(raw['ttft_ms_p50'])} / {_f(api and api['ttft_ms_p50'])}",
+                        f"{_f(raw['ttft_ms_p50'])} / {_f(ids and ids['ttft_ms_p50'])} / {_f(api and api['ttft_ms_p50'])}",
                         _f(srv and (srv[key]), 1)
                         + (f" / {_f(srv['ttft_ms_p50'])} ms" if srv else ""),
                         _f(start.get("load_ext_to_first_token_s")) if n == "1" else "",
@@ -72,12 +72,15 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
 def table(files: list[Path]) -> str:
     head = (
         "| run | device | versions | mode | streams x tokens | raw tok/s | API/raw | magic/raw "
-        "| panel/raw | TTFT p50 raw / API ms | vllm serve tok/s / TTFT | start → 1st token s |"
+        "| panel/raw | TTFT p50 raw / ids / API ms | vllm serve tok/s / TTFT | start → 1st token s |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    verdicts = []
+    verdicts, checks_on_gpu = [], []
     for path in files:
         result = json.loads(path.read_text())
+        if "modes" not in result:  # a GPU test's record (memory, multi-GPU), not a benchmark run
+            checks_on_gpu.append(gpu_check(result, path.stem))
+            continue
         lines += rows(result, path.stem)
         checks = result.get("targets") or []
         failed = [c["target"] for c in checks if c.get("pass") is False]
@@ -88,11 +91,37 @@ def table(files: list[Path]) -> str:
         )
     note = (
         "Tok/s: 1 stream = decode speed; 8/64 = aggregate until the last token was seen "
-        "(UI paths: shown). "
+        "(UI paths: shown). TTFT ids = raw with the prompt tokenized beforehand, as vstream sends it"
+        " (token ids). "
         "Ratios are measured side by side in one run: each is the median, over rounds, of a run"
         " against the raw run next to it (in files written before that: the raw run of the same round)."
     )
-    return "\n".join([*lines, "", note, "", *verdicts])
+    gpu = ["", "GPU checks from `pytest -m gpu` on the device machine (GiB in use per GPU):", "", *checks_on_gpu]
+    return "\n".join([*lines, "", note, "", *verdicts, *(gpu if checks_on_gpu else [])])
+
+
+def gpu_check(result: dict[str, Any], name: str) -> str:
+    """One line per GPU test record: what ran, on what, and the memory before / loaded / after."""
+
+    def gib(key: str) -> str:
+        value = result.get(key)
+        if value is None:
+            return "-"
+        return "/".join(_f(v) for v in value) if isinstance(value, list) else _f(value)
+
+    after = "gpu_used_after_gib" if "gpu_used_after_gib" in result else "gpu_used_after_shutdown_gib"
+    extra = [
+        f"{label} {_f(result[key])}{unit}"
+        for key, label, unit in (
+            ("startup_s", "start", " s"), ("release_s", "freed in", " s"), ("tokens_per_s", "", " tok/s"),
+        )
+        if result.get(key) is not None
+    ]
+    return (
+        f"- `{name}` ({result.get('card', '?')}, {result.get('date', '?')[:10]}): "
+        f"{gib('gpu_used_before_gib')} → {gib('gpu_used_loaded_gib')} → {gib(after)} GiB"
+        + (f"; {', '.join(e.strip() for e in extra)}" if extra else "")
+    )
 
 
 def write(target: Path, text: str) -> None:
