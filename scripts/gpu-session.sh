@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
 card=$(echo "$name" | grep -oiE 'h100|h200|a100|l40s|b200' | head -n 1 | tr '[:upper:]' '[:lower:]')
 card=${card:-gpu}
-echo "== $(nvidia-smi -L | wc -l) x $name; vstream $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "== $(nvidia-smi -L | wc -l) x $name"
 
 # One GPU for everything but the multi-GPU stage, so that numbers compare across machines.
 single() { CUDA_VISIBLE_DEVICES=0 "$@"; }
