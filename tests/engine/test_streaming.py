@@ -9,15 +9,11 @@ import time
 import pytest
 
 import vstream
+from loops import run_on_a_fresh_loop
 
 pytestmark = pytest.mark.engine
 
 
-def run_on_a_fresh_loop(main):
-    """asyncio.run(main()) on its own thread: the way a user's async code owns a loop of its own
-    (and independent of any loop another test tool keeps running on the main thread)."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, main()).result(timeout=300)
 
 
 def test_delta_chunks_concatenate_to_the_final_text(idle_host):

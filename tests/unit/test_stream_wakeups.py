@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from loops import run_on_a_fresh_loop
 from vstream.streaming import Stream
 
 
@@ -80,7 +81,7 @@ def test_one_step_of_many_streams_wakes_the_reader_loop_once():
         return texts
 
     try:
-        assert asyncio.run(read_all()) == ["abc"] * len(streams)
+        assert run_on_a_fresh_loop(read_all, timeout=30) == ["abc"] * len(streams)
     finally:
         feeder.close()
 
@@ -95,7 +96,7 @@ def test_feeding_from_a_plain_thread_wakes_readers_at_once():
         threading.Thread(target=lambda: (stream._feed("x", [1], None), stream._finish("cancelled"))).start()
         return await asyncio.wait_for(reader, 2)
 
-    assert asyncio.run(read()) == "x"
+    assert run_on_a_fresh_loop(read, timeout=30) == "x"
     assert stream.cancelled
 
 
