@@ -60,7 +60,7 @@ def run_raw(
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
-    engine = host._backend._engine
+    engine, loop = host.async_llm, host.engine_loop
     tag = uuid.uuid4().hex[:8]
 
     async def one(i: int, prompt: str | list[int], start: float) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def run_raw(
         return list(await asyncio.gather(*(one(i, prompt, start) for i, prompt in enumerate(prompts))))
 
     start = time.perf_counter()
-    return asyncio.run_coroutine_threadsafe(batch(start), host._loop).result(timeout)
+    return asyncio.run_coroutine_threadsafe(batch(start), loop).result(timeout)
 
 
 # --- vstream Stream API ---------------------------------------------------------------------------

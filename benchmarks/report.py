@@ -58,7 +58,7 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
                         _f(vs_raw(api, raw, key), 3),
                         _f(vs_raw(magic, raw, "agg_tok_s"), 3),
                         _f(vs_raw(panel, raw, "agg_tok_s"), 3),
-                        f"{_f(raw['ttft_ms_p50'])} / {_f(ids and ids['ttft_ms_p50'])} / {_f(api and api['ttft_ms_p50'])}",
+                        " / ".join(_f(x and x["ttft_ms_p50"]) for x in (raw, ids, api)),
                         _f(srv and (srv[key]), 1)
                         + (f" / {_f(srv['ttft_ms_p50'])} ms" if srv else ""),
                         _f(start.get("load_ext_to_first_token_s")) if n == "1" else "",

@@ -51,7 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--sizes", help="streams x tokens list, e.g. 1x64,8x32,64x16")
     p.add_argument(
-        "--reps", type=int, help="rounds per path and size (each path next to its own raw run; order reversed in odd rounds)"
+        "--reps",
+        type=int,
+        help="rounds per path and size (each path next to its own raw run; order reversed in odd rounds)",
     )
     p.add_argument("--modes", help="eager,compiled (default: eager on cpu, eager,compiled on cuda)")
     p.add_argument(

@@ -66,7 +66,8 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: InteractiveShell) -> None:
-    """``%load_ext vstream``: register the magics and start the engine in the background."""
+    """``%load_ext vstream``: register the magics and start the engine in the background (or connect to
+    ``$VSTREAM_BASE_URL`` when it is set)."""
     from .magics import load
 
     load(ipython)

@@ -335,6 +335,26 @@ class EngineHost:
     def info(self) -> EngineInfo | None:
         return self._backend.info if self._backend is not None else None
 
+    @property
+    def async_llm(self) -> Any:
+        """vLLM's ``AsyncLLM`` behind an in-process engine (waits until it is ready), for driving
+        vLLM directly as notebook 05 and the benchmark do. Use it only on ``engine_loop``
+        (``asyncio.run_coroutine_threadsafe``): AsyncLLM is bound to the loop it was built on."""
+        self.wait_ready()
+        engine = getattr(self._backend, "async_llm", None)
+        if engine is None:
+            raise EngineNotRunningError("this host streams from a server: there is no in-process AsyncLLM")
+        return engine
+
+    @property
+    def engine_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop, on its own thread, that the engine lives on (waits until it is ready)."""
+        self.wait_ready()
+        loop = self._loop
+        if loop is None:
+            raise EngineNotRunningError(f"the engine is {self._state}")
+        return loop
+
     def unfinished_requests(self) -> int:
         """Requests the engine still holds, read on the engine's own loop."""
         loop, backend = self._loop, self._backend

@@ -145,3 +145,20 @@ def test_stream_many_checks_everything_before_sending_anything(idle_host):
     assert idle_host.running_streams() == [] and idle_host.unfinished_requests() == 0
     streams = idle_host.stream_many([{"prompt": f"Item {i}:", "max_tokens": 4 + i, "ignore_eos": True} for i in range(4)])
     assert [len(s.wait().token_ids) for s in streams] == [4, 5, 6, 7]
+
+
+def test_the_public_async_llm_on_its_loop_gives_the_streams_text(idle_host):
+    # The seed's loop, driven through host.async_llm on host.engine_loop (notebook 05 and the
+    # benchmark do this), answers a greedy prompt exactly as the Stream API does.
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    prompt, settings = "The capital of France is", {"max_tokens": 12, "temperature": 0.0}
+
+    async def seed_loop() -> str:
+        params = SamplingParams(**settings, output_kind=RequestOutputKind.DELTA)
+        pieces = [out.outputs[0].text async for out in idle_host.async_llm.generate(prompt, params, "seed-loop")]
+        return "".join(pieces)
+
+    raw = asyncio.run_coroutine_threadsafe(seed_loop(), idle_host.engine_loop).result(60)
+    assert raw and raw == idle_host.generate(prompt, **settings).text

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from vstream.backends.remote import ServerRequestError
+from vstream.errors import EngineNotRunningError
 from vstream.panel import Panel
 from vstream.panel_presets import PresetStore
 from vstream.render import escape
@@ -72,6 +73,11 @@ def test_chat_uses_the_servers_template_and_greedy_answers_paris(idle_remote, se
     stream = idle_remote.stream(FRANCE, temperature=0, max_tokens=20).wait()
     assert stream.text == "The capital of France is Paris."
     assert stream.finish_reason == "stop" and stream.prompt_token_ids == rendered.token_ids
+
+
+def test_a_server_host_has_no_in_process_engine_to_reach_under(idle_remote):
+    with pytest.raises(EngineNotRunningError, match="streams from a server"):
+        idle_remote.async_llm  # noqa: B018 (the property is what is tested)
 
 
 def test_sampling_settings_reach_the_server(idle_remote):

@@ -167,6 +167,10 @@ class LocalBackend:
             if not stream.done:
                 stream._finish(ERROR, error=EngineDeadError("the engine ended the request without finishing it"))
 
+    @property
+    def async_llm(self) -> Any:
+        return self._engine
+
     def unfinished_requests(self) -> int:
         if self._engine is None:
             return 0
