@@ -11,6 +11,9 @@
 set -uo pipefail
 export PYTHONPATH=/root/site:$PWD/src:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
 export PATH=/root/site/bin:$PATH
+# NVLink multicast stays off (the device image sets these; a program using it can take a shared
+# host's GPUs out of service): restated so that no stage depends on the image alone.
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 OUT=${OUT:-/tmp/vstream-out}
 mkdir -p "$OUT"
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
