@@ -88,35 +88,31 @@ def run_raw(
 # --- vstream Stream API ---------------------------------------------------------------------------
 
 
-def _consume(stream: Any, rec: dict[str, Any]) -> None:
-    pieces = []
-    for delta in stream:
-        now = time.perf_counter()
-        rec["first"] = rec["first"] or now
-        rec["last"] = now
-        pieces.append(delta)
-    rec["done"], rec["text"], rec["tokens"] = (
-        time.perf_counter(),
-        "".join(pieces),
-        stream.metrics.tokens,
-    )
+def _seen(rec: dict[str, Any], pieces: list[str], delta: str) -> None:
+    now = time.perf_counter()
+    rec["first"] = rec["first"] or now
+    rec["last"] = now
+    pieces.append(delta)
+
+
+def _ended(rec: dict[str, Any], pieces: list[str], stream: Any) -> None:
+    rec["done"], rec["text"], rec["tokens"] = time.perf_counter(), "".join(pieces), stream.metrics.tokens
     m = stream.metrics  # where the engine's loop fed the Stream: the API's own hand-off cost
     rec["fed_first"], rec["fed_last"] = m.first_token_at, m.last_token_at
 
 
+def _consume(stream: Any, rec: dict[str, Any]) -> None:
+    pieces: list[str] = []
+    for delta in stream:
+        _seen(rec, pieces, delta)
+    _ended(rec, pieces, stream)
+
+
 async def _consume_async(stream: Any, rec: dict[str, Any]) -> None:
-    pieces = []
+    pieces: list[str] = []
     async for delta in stream:
-        now = time.perf_counter()
-        rec["first"] = rec["first"] or now
-        rec["last"] = now
-        pieces.append(delta)
-    rec["done"], rec["text"], rec["tokens"] = (
-        time.perf_counter(),
-        "".join(pieces),
-        stream.metrics.tokens,
-    )
-    rec["fed_first"], rec["fed_last"] = stream.metrics.first_token_at, stream.metrics.last_token_at
+        _seen(rec, pieces, delta)
+    _ended(rec, pieces, stream)
 
 
 def run_api(

@@ -245,10 +245,3 @@ def validate_prompt(prompt: Any) -> None:
         if message["role"] not in {"system", "user", "assistant"}:
             raise SamplingError(f"chat message {i} has role {message['role']!r}; use 'system', 'user' or 'assistant'")
         _check_text(f"chat message {i}", message["content"])
-
-
-def _check_unicode(name: str, text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise SamplingError(f"{name} contains a lone surrogate at index {exc.start}: not valid Unicode") from None

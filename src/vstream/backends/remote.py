@@ -190,17 +190,17 @@ class RemoteBackend:
     # --- prompts (caller's thread) -------------------------------------------------------------------
 
     def render_many(self, specs: Sequence[PromptSpec]) -> list[RenderedPrompt]:
-        # The server's /tokenize takes one prompt: a batch of the same prompt asks once.
+        # The server's /tokenize takes one prompt: a batch of the same text prompt asks once
+        # (chat messages are lists, not hashable, and are rendered each time).
         known: dict[PromptSpec, RenderedPrompt] = {}
         out = []
         for spec in specs:
-            key = spec if isinstance(spec.prompt, str) else None
-            rendered = known.get(key) if key is not None else None
-            if rendered is None:
-                rendered = self._render(spec)
-                if key is not None:
-                    known[key] = rendered
-            out.append(rendered)
+            if not isinstance(spec.prompt, str):
+                out.append(self._render(spec))
+                continue
+            if spec not in known:
+                known[spec] = self._render(spec)
+            out.append(known[spec])
         return out
 
     def _render(self, spec: PromptSpec) -> RenderedPrompt:
