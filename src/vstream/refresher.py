@@ -23,7 +23,7 @@ def follow(streams: Sequence[Stream], paint: Paint, *, rate: float = DEFAULT_RAT
     """
     throttle = Throttle(rate)
     seen = -1
-    shown_tokens = False
+    unshown = set(range(len(streams)))  # streams whose first token is not on screen yet
     try:
         while True:
             versions = [stream.version for stream in streams]
@@ -31,24 +31,30 @@ def follow(streams: Sequence[Stream], paint: Paint, *, rate: float = DEFAULT_RAT
             finished = all(stream.done for stream in streams)
             if finished:
                 break
-            # The first token is painted at once (the empty view before it doesn't count against
-            # the rate), so the UI's time to first token is the engine's.
-            first_tokens = not shown_tokens and any(stream.metrics.tokens for stream in streams)
-            if version != seen and (throttle.due() or first_tokens):
+            # Each stream's first token is painted as it arrives, so the UI's time to first token
+            # is the engine's for every stream of a batch (the first request of a batch often
+            # gets its token a step before the others, and waiting out the interval for them
+            # cost 50 ms). The empty view before any token doesn't count against the rate; a
+            # catch-up paint for a later stream borrows the next interval, so the rate holds.
+            arrived = {i for i in unshown if streams[i].metrics.tokens}
+            if version != seen and (throttle.due() or arrived):
+                catch_up = not throttle.due() and len(unshown) < len(streams)
                 seen = version
-                shown_tokens = shown_tokens or first_tokens
+                unshown -= arrived
                 paint(False)
-                throttle.mark()
-            # Until the first token is shown, wake on any change so it is painted as it arrives;
-            # then sleep until the next repaint may happen, but wake at once when a stream ends,
-            # so the final text is shown as soon as it exists.
+                throttle.mark(borrow=catch_up)
+            # While a stream has shown nothing, wake as soon as it changes; otherwise sleep until
+            # the next repaint may happen, but wake at once when a stream ends, so the final text
+            # is shown as soon as it exists.
+            awaited = next((i for i in sorted(unshown) if not streams[i].done), None)
             running = next((i for i, stream in enumerate(streams) if not stream.done), None)
             if running is None:  # all may have ended since the check above
                 continue
-            if not shown_tokens:
-                streams[running].wait_changed(versions[running], throttle.interval)
+            pause = max(throttle.wait_time(), throttle.interval / 4)
+            if awaited is not None:
+                streams[awaited].wait_changed(versions[awaited], pause)
             else:
-                streams[running].wait_done(max(throttle.wait_time(), throttle.interval / 4))
+                streams[running].wait_done(pause)
     except KeyboardInterrupt:
         for stream in streams:
             stream.cancel(wait=False)

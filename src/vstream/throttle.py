@@ -32,7 +32,9 @@ class Throttle:
             return 0.0
         return max(0.0, self.interval - (self._clock() - self._last))
 
-    def mark(self) -> None:
-        """Record that a repaint just happened."""
-        self._last = self._clock()
+    def mark(self, *, borrow: bool = False) -> None:
+        """Record that a repaint just happened. ``borrow``: it came before it was due, so the
+        next one waits a whole interval more (bursts stay within the rate over any span)."""
+        now = self._clock()
+        self._last = self._last + self.interval if borrow and self._last is not None else now
         self.updates += 1
