@@ -126,63 +126,58 @@ async def _client_batch(
     return list(await asyncio.gather(*(one(start) for _ in range(n))))
 
 
-def run_server(
-    engine_args: dict[str, Any],
-    sizes: list[dict[str, int]],
-    prompt: str,
-    sampling_for: Callable[[int], dict[str, Any]],
-    reps: int,
-    timeout: float,
-    log: Log,
-    env: dict[str, str],
-) -> dict[str, Any]:
-    """Start ``vllm serve``, stream every size ``reps`` times (after one warm-up), stop it."""
-    from openai import AsyncOpenAI
+class ServerRig:
+    """``vllm serve`` with the engine's settings on 127.0.0.1, and one long-lived ``openai`` client
+    (a notebook keeps one) on an event loop of its own. It runs beside the vstream engine, so
+    its runs are paired with raw runs like every other path."""
 
-    port = _free_port()
-    cmd = server_command(engine_args, port)
-    log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - open for the server's whole life
-        prefix="vstream-bench-serve-", suffix=".log", delete=False
-    )
-    out: dict[str, Any] = {"command": cmd, "log": log_file.name, "sizes": {}}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
-    )
-    try:
-        _wait_health(proc, port, timeout)
-        out["ready_s"] = time.perf_counter() - t0
-        log(f"vllm serve ready in {out['ready_s']:.1f} s")
-        name = str(engine_args.get("served_model_name") or engine_args["model"])
+    def __init__(self, engine_args: dict[str, Any], env: dict[str, str], timeout: float, log: Log) -> None:
+        from openai import AsyncOpenAI
 
-        async def bench() -> None:
-            client = AsyncOpenAI(
-                base_url=f"http://127.0.0.1:{port}/v1",
-                api_key="EMPTY",
-                max_retries=0,
-                timeout=timeout,
+        port = _free_port()
+        self.command = server_command(engine_args, port)
+        self.name = str(engine_args.get("served_model_name") or engine_args["model"])
+        self._log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - open for the server's life
+            prefix="vstream-bench-serve-", suffix=".log", delete=False
+        )
+        t0 = time.perf_counter()
+        self._proc = subprocess.Popen(
+            self.command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="bench-openai", daemon=True).start()
+        try:
+            _wait_health(self._proc, port, timeout)
+        except Exception as exc:
+            self.close()
+            raise RuntimeError(f"{exc}; last log lines: {_tail(self._log_file.name)}") from exc
+        self.ready_s = time.perf_counter() - t0
+        log(f"vllm serve ready in {self.ready_s:.1f} s")
+
+        async def make() -> Any:
+            return AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key="EMPTY", max_retries=0, timeout=timeout
             )
-            try:
-                for size in sizes:
-                    n, sampling = size["streams"], sampling_for(size["tokens"])
-                    await _client_batch(client, name, prompt, n, sampling)  # warm-up
-                    runs = [
-                        summarise(
-                            await _client_batch(client, name, prompt, n, sampling), size["tokens"]
-                        )
-                        for _ in range(reps)
-                    ]
-                    out["sizes"][str(n)] = combine(runs)
-            finally:
-                await client.close()
 
-        asyncio.run(bench())
-    except Exception as exc:
-        out["error"] = f"{type(exc).__name__}: {exc}; last log lines: {_tail(log_file.name)}"
-    finally:
-        _stop(proc)
-        log_file.close()
-    return out
+        self._client = self._call(make(), timeout)
+
+    def _call(self, coro: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def run(self, prompt: str, n: int, sampling: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+        return self._call(_client_batch(self._client, self.name, prompt, n, sampling), timeout)
+
+    def describe(self) -> dict[str, Any]:
+        return {"command": self.command, "log": self._log_file.name, "ready_s": getattr(self, "ready_s", None)}
+
+    def close(self) -> None:
+        client = getattr(self, "_client", None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                self._call(client.close(), 10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        _stop(self._proc)
+        self._log_file.close()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

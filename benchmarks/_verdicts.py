@@ -51,6 +51,7 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
                     f" = {_f(d, 2, sign=True)} ms",
                 )
             )
+            out.extend(_server_checks(mode_name, _get(mode, "server", n), api, raw, n))
             for path in ("magic", "panel"):
                 ui = _get(mode, path, n)
                 if ui is None:
@@ -87,6 +88,9 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
                     )
                 )
         out.extend(_memory_checks(mode_name, mode, result["device"]))
+        if mode.get("server", {}).get("error"):
+            out.append(_check(f"{mode_name}: vllm serve comparison", False, mode["server"]["error"][:200]))
+        # Files from before the server ran beside the engine: one unpaired server run per size.
         server = (result.get("alternatives") or {}).get(mode_name, {}).get("server")
         if server and server.get("sizes"):
             for n, srv in server["sizes"].items():
@@ -110,6 +114,30 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
         elif server and server.get("error"):
             out.append(_check(f"{mode_name}: vllm serve comparison", False, server["error"][:200]))
     return out
+
+
+def _server_checks(
+    mode_name: str, server: dict[str, Any] | None, api: dict[str, Any], raw: dict[str, Any], n: str
+) -> list[dict[str, Any]]:
+    """API vs ``vllm serve`` + openai, each paired with the raw run next to it: drift between
+    the API's rounds and the server's cancels out of the comparison."""
+    if server is None:
+        return []
+    a, s = vs_raw(api, raw, "agg_tok_s"), vs_raw(server, raw, "agg_tok_s")
+    ta, ts = ttft_vs_raw(api, raw), ttft_vs_raw(server, raw)
+    return [
+        _check(
+            f"{mode_name}: API agg_tok_s >= vllm serve at {n} streams",
+            a is not None and s is not None and a >= s,
+            f"{_f(a, 3)} vs {_f(s, 3)} x raw ({_f(api['agg_tok_s'])} vs {_f(server['agg_tok_s'])} tok/s)",
+        ),
+        _check(
+            f"{mode_name}: API TTFT p50 <= vllm serve at {n} streams",
+            ta is not None and ts is not None and ta <= ts,
+            f"{_f(ta, 2, sign=True)} vs {_f(ts, 2, sign=True)} ms to raw"
+            f" ({_f(api['ttft_ms_p50'])} vs {_f(server['ttft_ms_p50'])} ms)",
+        ),
+    ]
 
 
 def _memory_checks(mode_name: str, mode: dict[str, Any], device: str) -> list[dict[str, Any]]:
@@ -168,32 +196,37 @@ def table(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"-- {mode_name}: tok/s = agg (1 stream: decode), others as ratio to raw;"
             " TTFT p50 ms (p95); api-th = thread per stream; ids = raw with the prompt tokenized"
-            " beforehand (reference)"
+            " beforehand (reference); text = API handing vLLM text (experiment); serve = vllm serve"
+            " + openai"
         )
         lines.append(
-            f"{'n':>3} {'raw tok/s':>10} {'api':>6} {'api-th':>6} {'magic':>6} {'panel':>6}"
-            f" {'TTFT raw':>14} {'ids':>7} {'api':>14} {'magic':>7} {'panel':>7} {'upd/s':>9}"
+            f"{'n':>3} {'raw tok/s':>10} {'api':>6} {'text':>6} {'api-th':>6} {'magic':>6}"
+            f" {'panel':>6} {'serve':>6} {'TTFT raw':>14} {'ids':>7} {'api':>14} {'text':>7}"
+            f" {'magic':>7} {'panel':>7} {'serve':>7} {'upd/s':>9}"
         )
         for n, raw in ((mode.get("paths") or {}).get("raw") or {}).items():
-            api, threads, magic, panel, ids = (
-                _get(mode, p, n) for p in ("api", "api_threads", "magic", "panel", "raw_ids")
+            api, text, threads, magic, panel, serve, ids = (
+                _get(mode, p, n)
+                for p in ("api", "api_text", "api_threads", "magic", "panel", "server", "raw_ids")
             )
             key = "decode_tok_s" if n == "1" else "agg_tok_s"
             cols = [
                 f"{n:>3}",
                 f"{_f(raw[key]):>10}",
                 f"{_f(vs_raw(api, raw, key), 3):>6}",
+                f"{_f(vs_raw(text, raw, key), 3):>6}",
             ]
             cols += [
                 f"{_f(vs_raw(u, raw, 'agg_tok_s'), 3):>6}"
-                for u in (threads, magic, panel)
+                for u in (threads, magic, panel, serve)
             ]
             cols += [
                 f"{_f(raw['ttft_ms_p50'])} ({_f(raw['ttft_ms_p95'])})".rjust(14),
                 f"{_f(ids and ids['ttft_ms_p50']):>7}",
                 (f"{_f(api['ttft_ms_p50'])} ({_f(api['ttft_ms_p95'])})" if api else "-").rjust(14),
+                f"{_f(text and text['ttft_ms_p50']):>7}",
             ]
-            cols += [f"{_f(u and u['ttft_ms_p50']):>7}" for u in (magic, panel)]
+            cols += [f"{_f(u and u['ttft_ms_p50']):>7}" for u in (magic, panel, serve)]
             rates = [u.get("updates_per_s_max") for u in (magic, panel) if u]
             cols.append("/".join(_f(r) for r in rates).rjust(9) if rates else f"{'-':>9}")
             lines.append(" ".join(cols))
@@ -206,6 +239,13 @@ def table(result: dict[str, Any]) -> list[str]:
         )
         mem = " · ".join(_mem(p, result["device"]) for p in mode.get("memory") or [])
         lines.append(f"memory: {mem}")
+        if mode.get("server"):
+            srv_mode = mode["server"]
+            lines.append(
+                f"vllm serve beside the engine: ready {_f(srv_mode.get('ready_s'))} s"
+                if "error" not in srv_mode
+                else f"vllm serve: {srv_mode['error'][:150]}"
+            )
         alt = (result.get("alternatives") or {}).get(mode_name) or {}
         srv = alt.get("server") or {}
         if srv.get("sizes"):

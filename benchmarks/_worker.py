@@ -5,9 +5,12 @@ Run by ``benchmarks.stream`` as ``python -m benchmarks._worker SPEC.json OUT.jso
 1. memory before anything starts;
 2. ``%load_ext vstream`` on a real InteractiveShell (starts the engine in the background), a user
    who types for ``typing_s`` seconds, then a ``%%vstream`` cell: start-up to first token;
-3. for each size: one unrecorded warm-up, then ``reps`` rounds of raw / api / magic / panel,
-   the order reversed every other round (raw, api, …, …, api, raw) so drift favours no side;
-4. memory when ready, after ``shutdown()``, after ``restart()`` and after the final shutdown.
+3. with ``server``: ``vllm serve`` started beside the engine (its own share of GPU memory), so
+   the openai client's runs are paired with raw runs like vstream's own paths;
+4. for each size: one unrecorded warm-up, then ``reps`` rounds in which every path runs next to
+   its own raw run, raw first in even rounds and second in odd ones, so drift favours no side;
+5. memory when ready (before the server starts), after the benchmarks (the server stopped),
+   after ``shutdown()``, after ``restart()`` and after the final shutdown.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from . import _paths, _probes, _stats
+from . import _alternatives, _paths, _probes, _stats
 from ._stats import combine, summarise
 
 
@@ -79,14 +82,15 @@ Runner = Callable[[], list[dict[str, Any]]]
 
 
 def _runners(
-    host: Any, shell: Any, rig: Any, prompts: list[str], ids: list[list[int]],
-    sampling: dict[str, Any], timeout: float,
+    host: Any, shell: Any, rig: Any, server: Any, prompts: list[str], ids: list[list[int]],
+    sampling: dict[str, Any], timeout: float, only: list[str] | None,
 ) -> dict[str, Runner]:  # fmt: skip
     n = len(prompts)
     runners: dict[str, Runner] = {
         "raw": lambda: _paths.run_raw(host, prompts, sampling, timeout),
         "raw_ids": lambda: _paths.run_raw(host, ids, sampling, timeout),
         "api": lambda: _paths.run_api(host, prompts, sampling, timeout),
+        "api_text": lambda: _paths.run_api_text(host, prompts, sampling, timeout),
     }
     if n > 1:
         runners["api_threads"] = lambda: _paths.run_api_threads(host, prompts, sampling, timeout)
@@ -95,11 +99,15 @@ def _runners(
         if rig is not None:
             panels, columns = math.ceil(n / 4), min(n, 4)
             runners["panel"] = lambda: rig.run(prompts[0], panels, columns, sampling, timeout)
+    if server is not None:
+        runners["server"] = lambda: server.run(prompts[0], n, sampling, timeout)
+    if only:
+        runners = {p: r for p, r in runners.items() if p == "raw" or p in only}
     return runners
 
 
 def benchmark(
-    spec: dict[str, Any], host: Any, shell: Any, mode: str
+    spec: dict[str, Any], host: Any, shell: Any, mode: str, server: Any = None
 ) -> tuple[dict[str, Any], list[str]]:
     sizes, reps, timeout = spec["sizes"], spec["reps"], spec["timeout_s"]
     errors: list[str] = []
@@ -114,9 +122,11 @@ def benchmark(
         "raw": {},
         "raw_ids": {},
         "api": {},
+        "api_text": {},
         "api_threads": {},
         "magic": {},
         "panel": {},
+        "server": {},
     }
     texts: dict[str, dict[str, list[str]]] = {p: {} for p in results}
     for size in sizes:
@@ -124,7 +134,7 @@ def benchmark(
         prompts = _paths.prompts_for(n, spec["prompt"])
         ids = [host.render(p).token_ids for p in prompts]
         sampling = _paths.sampling_for(tokens, spec["temperature"])
-        runners = _runners(host, shell, rig, prompts, ids, sampling, timeout)
+        runners = _runners(host, shell, rig, server, prompts, ids, sampling, timeout, spec.get("paths"))
         log(
             mode,
             f"{n} streams x {tokens} tokens: warm-up, then {reps} rounds of raw next to each of"
@@ -142,7 +152,14 @@ def benchmark(
                 if path in failed:
                     continue
                 pair = ("raw", path) if rep % 2 == 0 else (path, "raw")
-                measured = {p: _measure(p, runners[p], tokens, n, errors, texts) for p in pair}
+                measured = {}
+                for p in pair:
+                    if path == "server" and spec["device"] == "cpu":
+                        # Two engines take turns on 2 cores: let the one that just ran go idle
+                        # (measured: a vLLM engine keeps a core busy for ~1 s after its last
+                        # request; on a GPU host with 16 cores that costs the other nothing).
+                        time.sleep(CPU_SETTLE_S)
+                    measured[p] = _measure(p, runners[p], tokens, n, errors, texts)
                 raw, other = measured["raw"], measured[path]
                 if raw is not None:
                     runs["raw"].append(raw)
@@ -168,6 +185,7 @@ def benchmark(
     return out, errors
 
 
+CPU_SETTLE_S = 1.2
 _PAIRED = ("agg_tok_s", "decode_tok_s", "ttft_ms_p50")
 
 
@@ -242,7 +260,22 @@ def main(spec_path: str, out_path: str) -> int:
             f"{result['startup']['load_ext_to_first_token_s']:.1f} s after %load_ext",
         )
         memory.append(_probes.memory_point("ready", device, host.process_ids()))
-        result["paths"], result["errors"] = benchmark(spec, host, shell, mode)
+        server = None
+        if spec.get("server"):
+            log(mode, "vllm serve beside the engine")
+            try:
+                server = _alternatives.ServerRig(
+                    result["engine"]["engine_args"], dict(os.environ), spec["timeout_s"], lambda m: log(mode, m)
+                )
+                result["server"] = server.describe()
+            except Exception as exc:
+                result["server"] = {"error": f"{type(exc).__name__}: {exc}"}
+        try:
+            result["paths"], result["errors"] = benchmark(spec, host, shell, mode, server)
+        finally:
+            if server is not None:
+                server.close()
+        settle_gpu(device)
         memory.append(_probes.memory_point("after benchmarks", device, host.process_ids()))
         pids = host.process_ids()
         host.shutdown()

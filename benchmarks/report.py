@@ -42,7 +42,7 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
             key = "decode_tok_s" if n == "1" else "agg_tok_s"
 
             api, magic, panel, ids = (_at(paths, p, n) for p in ("api", "magic", "panel", "raw_ids"))
-            srv = server.get(n)
+            srv = _at(paths, "server", n) or server.get(n)  # beside the engine, or (older) after it
             tokens = next(
                 (s["tokens"] for s in result.get("sizes", []) if str(s["streams"]) == n), "?"
             )

@@ -4,8 +4,9 @@ Against one engine configuration, the same prompt and token counts (``ignore_eos
 the raw AsyncLLM DELTA loop vs the Stream API vs ``%%vstream`` vs ``vstream.Panel`` at 1, 8 and
 64 streams (magic and panel up to 8), start-up from ``%load_ext`` in a fresh process (eager, and
 compiled on CUDA), memory around ``shutdown()``/``restart()``, and with ``--alternatives``
-``vllm serve`` + openai and transformers' TextIteratorStreamer. Ends with PASS/FAIL lines for
-the issue's targets and a compact table; the JSON has every number.
+``vllm serve`` + openai (beside the engine, paired with raw like every path) and transformers'
+TextIteratorStreamer. Ends with PASS/FAIL lines for the issue's targets and a compact table;
+the JSON has every number.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="also vllm serve + openai and transformers (default: on for cuda, off for cpu)",
+    )
+    p.add_argument(
+        "--paths",
+        help="only these paths next to raw, e.g. api,magic,panel,server (default: all;"
+        " api_text is the experiment of handing plain prompts to vLLM as text)",
     )
     p.add_argument("--temperature", type=float, default=0.0, help="same for every path (0: greedy)")
     p.add_argument("--prompt", default=_paths.PROMPT)
@@ -175,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             "startup_tokens": preset["startup_tokens"],
             "timeout_s": args.timeout,
             "restart": args.restart and i == 0,
+            "server": alternatives,
+            "paths": args.paths.split(",") if args.paths else None,
         }
         log(f"mode {mode}: fresh process")
         result["modes"][mode] = run_mode(spec, env, timeout=args.timeout * 3)
@@ -209,39 +217,28 @@ def run_alternatives(
     args: argparse.Namespace,
     env: dict[str, str],
 ) -> None:
-    model_path = None
-    for mode in modes:
-        engine = (result["modes"][mode].get("engine") or {}).get("engine_args")
-        if not engine:
-            result["alternatives"][mode] = {
-                "server": {"error": "no engine settings from the worker"}
-            }
-            continue
-        model_path = engine["model"]
-        log(f"mode {mode}: vllm serve + openai client")
-        server = _alternatives.run_server(
-            engine,
-            sizes,
-            args.prompt,
-            lambda t: _paths.sampling_for(t, args.temperature),
-            1,
-            args.timeout,
-            log,
-            env,
-        )  # one round after a warm-up: minutes matter
-        result["alternatives"][mode] = {"server": server}
-    if model_path is not None:
-        log("transformers TextIteratorStreamer")
-        spec = {
-            "device": result["device"],
-            "model_path": model_path,
-            "prompt": args.prompt,
-            "tokens": sizes[0]["tokens"],
-            "reps": min(reps, 2),
-        }
-        result["alternatives"]["transformers"] = _alternatives.run_transformers(
-            spec, args.timeout, log, env
-        )
+    """transformers' TextIteratorStreamer (``vllm serve`` runs inside each mode's worker)."""
+    model_path = next(
+        (
+            ((result["modes"][m].get("engine") or {}).get("engine_args") or {}).get("model")
+            for m in modes
+        ),
+        None,
+    )
+    if model_path is None:
+        result["alternatives"]["transformers"] = {"error": "no engine settings from the worker"}
+        return
+    log("transformers TextIteratorStreamer")
+    spec = {
+        "device": result["device"],
+        "model_path": model_path,
+        "prompt": args.prompt,
+        "tokens": sizes[0]["tokens"],
+        "reps": min(reps, 2),
+    }
+    result["alternatives"]["transformers"] = _alternatives.run_transformers(
+        spec, args.timeout, log, env
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 # Run on the GPU machine from the repo root, after the bundle from ../shared/gpu/make-bundle is
 # installed:  bash scripts/gpu-session.sh STAGE   (results and logs go to $OUT)
 #
-#   bench-compiled  benchmark, CUDA graphs, 1/8/64 streams x 256 tokens (py-spy profile if allowed)
-#   bench-eager     benchmark, eager, 1/8/64 streams x 64 tokens (eager decodes ~10x slower)
+#   bench-compiled  benchmark, CUDA graphs, 1/8/64 streams x 128 tokens, vllm serve beside it
+#   bench-eager     benchmark, eager, 1/8/64 streams x 32 tokens (eager decodes ~5x slower), restart()
+#   profile         the compiled benchmark under py-spy (it perturbs the run: read the profile only)
 #   gpu-tests       tests/gpu on one GPU: engine memory, kernel shutdown/restart memory
 #   engine-tests    the engine, magic and kernel tests (-m engine) on CUDA vLLM
 #   multi-gpu       tests/gpu -m multigpu: tensor and pipeline parallel on two GPUs
@@ -39,16 +40,21 @@ profiled() {
 stage=${1:?stage}
 case "$stage" in
   bench-compiled)
-    single profiled python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x256,8x256,64x256 \
-      --reps 5 --no-alternatives --no-restart --out "$OUT/$card-compiled.json" 2>&1 | tee "$OUT/$card-compiled.log"
+    single python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
+      --reps 8 --alternatives --no-restart --out "$OUT/$card-compiled.json" 2>&1 | tee "$OUT/$card-compiled.log"
+    ;;
+  bench-eager)
+    single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 --reps 6 \
+      --alternatives --paths raw_ids,api,api_text,magic,panel,server \
+      --out "$OUT/$card-eager.json" 2>&1 | tee "$OUT/$card-eager.log"
+    ;;
+  profile)
+    single profiled python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
+      --reps 3 --no-alternatives --no-restart --out "$OUT/$card-profiled.json" 2>&1 | tee "$OUT/$card-profiled.log"
     if [ -f "$OUT/$card-profile.txt" ]; then
       python3 -m benchmarks.profile_summary "$OUT/$card-profile.txt" > "$OUT/$card-profile-summary.txt" \
         && gzip -f "$OUT/$card-profile.txt" && cat "$OUT/$card-profile-summary.txt"
     fi
-    ;;
-  bench-eager)
-    single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x64,8x64,64x64 --reps 5 \
-      --no-alternatives --out "$OUT/$card-eager.json" 2>&1 | tee "$OUT/$card-eager.log"
     ;;
   gpu-tests)
     VSTREAM_RESULTS=$OUT single python3 -m pytest tests/gpu -m "gpu and not multigpu" -p no:cacheprovider -q -s \

@@ -36,6 +36,8 @@ class LocalBackend:
         self._sampling_params: Any = None
         self._delta: Any = None
         self._vllm_dead_error: type[BaseException] = RuntimeError
+        # EXPERIMENT (benchmark only): hand plain prompts to vLLM as text, as the seed's loop does.
+        self.text_prompts = False
 
     async def start(self, progress: Progress) -> EngineInfo:
         logs.route_vllm_logs(self.verbose)
@@ -134,7 +136,10 @@ class LocalBackend:
                 encoded = tokenizer([texts[i] for i in where], add_special_tokens=plain)["input_ids"]
                 for i, token_ids in zip(where, encoded, strict=True):
                     ids[i] = token_ids
-        return [RenderedPrompt(text, token_ids or []) for text, token_ids in zip(texts, ids, strict=True)]
+        return [
+            RenderedPrompt(text, token_ids or [], spec.is_plain)
+            for spec, text, token_ids in zip(specs, texts, ids, strict=True)
+        ]
 
     def _apply_template(self, spec: PromptSpec) -> str:
         if getattr(self._tokenizer, "chat_template", None) is None:
@@ -144,10 +149,11 @@ class LocalBackend:
     async def run(self, stream: Stream, prompt: RenderedPrompt, sampling: dict[str, Any]) -> None:
         params = self._sampling_params(**sampling, output_kind=self._delta)
         want_logprobs = sampling.get("logprobs") is not None
+        request: Any = (
+            prompt.text if self.text_prompts and prompt.plain else {"prompt_token_ids": prompt.token_ids}
+        )
         try:
-            async for output in self._engine.generate(
-                {"prompt_token_ids": prompt.token_ids}, params, stream.request_id
-            ):
+            async for output in self._engine.generate(request, params, stream.request_id):
                 completion = output.outputs[0]
                 token_ids = list(completion.token_ids)
                 logprobs = _token_logprobs(completion.logprobs, token_ids) if want_logprobs else None
