@@ -136,11 +136,15 @@ def unknown_name(kind: str, given: Iterable[str], known: Sequence[str]) -> str |
     return f"unknown {kind} {unknown[0]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
 
 
+# The exact-type checks first: the ABC checks behind them cost ~1 µs each, which adds up to a
+# millisecond for a batch of 64 requests (time the user sees as time to first token).
 def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
 def _is_real(value: Any) -> bool:
+    if type(value) is float or type(value) is int:
+        return math.isfinite(value)
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 

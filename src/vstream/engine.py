@@ -77,6 +77,7 @@ class EngineHost:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # touched only on the loop thread
         self._cancel_before_start: set[str] = set()
         self._counter = itertools.count(1)
+        self._id_suffix = uuid.uuid4().hex[:8]  # ids stay unique across hosts sharing a server
         self._listeners: list[Callable[[EngineStatus], None]] = []
         # Kept out of EngineConfig so that it never shows in a repr, a status line or a notebook.
         self.api_key: str | None = None
@@ -246,13 +247,13 @@ class EngineHost:
     ) -> list[tuple[Stream, RenderedPrompt]]:
         """Check and tokenize every request (in one tokenizer call) before any is sent."""
         info = self.wait_ready()
-        checked = [validate_sampling(sampling, max_model_len=info.max_model_len) for _, _, sampling in batch]
+        checked = _check_all([sampling for _, _, sampling in batch], info.max_model_len)
         rendered = self._render([spec for spec, _, _ in batch])
         prepared = []
         for (_, request_id, _), sampling, prompt in zip(batch, checked, rendered, strict=True):
             _check_room(prompt, sampling["max_tokens"], info.max_model_len)
-            request_id = request_id or f"vs-{next(self._counter)}-{uuid.uuid4().hex[:8]}"
-            prepared.append((Stream(request_id, prompt.text, prompt.token_ids, sampling), prompt))
+            request_id = request_id or f"vs-{next(self._counter)}-{self._id_suffix}"
+            prepared.append((Stream(request_id, prompt.text, list(prompt.token_ids), sampling), prompt))
         return prepared
 
     def _submit(self, prepared: list[tuple[Stream, RenderedPrompt]]) -> list[Stream]:
@@ -388,6 +389,27 @@ class EngineHost:
 
     def __repr__(self) -> str:
         return f"<EngineHost {self.status()}>"
+
+
+def _check_all(samplings: Sequence[dict[str, Any]], max_model_len: int) -> list[dict[str, Any]]:
+    """``validate_sampling`` for a batch, once per distinct settings (``-n 8`` sends 8 identical)."""
+    seen: dict[Any, dict[str, Any]] = {}
+    out = []
+    for sampling in samplings:
+        try:
+            # Types in the key: True == 1 == 1.0, but only some of them are valid for a setting.
+            key: Any = tuple((name, type(value), value) for name, value in sampling.items())
+            hash(key)
+        except TypeError:  # a list (stop strings): check it on its own
+            key = None
+        if key is None or key not in seen:
+            checked = validate_sampling(sampling, max_model_len=max_model_len)
+            if key is None:
+                out.append(checked)
+                continue
+            seen[key] = checked
+        out.append(dict(seen[key]))  # each Stream owns its settings
+    return out
 
 
 def _check_room(prompt: RenderedPrompt, max_tokens: int, max_model_len: int) -> None:

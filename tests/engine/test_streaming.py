@@ -147,6 +147,29 @@ def test_stream_many_checks_everything_before_sending_anything(idle_host):
     assert [len(s.wait().token_ids) for s in streams] == [4, 5, 6, 7]
 
 
+def test_stream_many_with_repeated_prompts_and_settings_gives_each_stream_its_own(idle_host):
+    # A batch checks and tokenizes each distinct prompt and each distinct setting once (-n 8
+    # repeats one of each); every Stream still owns its settings and prompt ids.
+    requests = [
+        {"prompt": "Once upon a time", "max_tokens": 3, "ignore_eos": True},
+        {"prompt": "Tell me a joke", "chat": True, "max_tokens": 3, "ignore_eos": True},
+        {"prompt": "Once upon a time", "max_tokens": 3, "ignore_eos": True},
+        {"prompt": "Tell me a joke", "chat": True, "max_tokens": 3, "ignore_eos": True},
+        {"prompt": "Tell me a joke", "max_tokens": 3, "ignore_eos": True},
+    ]
+    streams = idle_host.stream_many(requests)
+    for stream, request in zip(streams, requests):
+        rendered = idle_host.render(request["prompt"], chat=request.get("chat", False))
+        assert (stream.prompt, stream.prompt_token_ids) == (rendered.text, rendered.token_ids)
+        assert len(stream.wait().token_ids) == 3
+    assert streams[0].prompt_token_ids is not streams[2].prompt_token_ids
+    assert streams[0].sampling == streams[2].sampling and streams[0].sampling is not streams[2].sampling
+    assert streams[1].prompt != streams[4].prompt  # the chat template was applied to one only
+    with pytest.raises(vstream.SamplingError, match="max_tokens must be an integer"):
+        # True == 1, but a bool is no token count: a setting seen before with 1 is not reused.
+        idle_host.stream_many([{"prompt": "A", "max_tokens": 1}, {"prompt": "A", "max_tokens": True}])
+
+
 def test_the_public_async_llm_on_its_loop_gives_the_streams_text(idle_host):
     # The seed's loop, driven through host.async_llm on host.engine_loop (notebook 05 and the
     # benchmark do this), answers a greedy prompt exactly as the Stream API does.
