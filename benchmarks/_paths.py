@@ -6,6 +6,8 @@
   it shows what tokenizing costs, which every other path pays);
 * ``api``: ``host.stream(...)`` read by a plain ``for`` in the main thread (N > 1: ``stream_many`` and ``async for``
   on one event loop in the main thread); ``api_threads``: N > 1, one plain-``for`` thread each;
+* ``mixed``: N/2 streams of the seed's loop and N/2 of ``stream_many`` in one batch, to compare
+  the two under the very same engine steps;
 * ``magic``: ``%%vstream -n N`` on a real InteractiveShell whose display publisher records messages;
 * ``panel``: ``vstream.Panel`` Generate clicks, widget messages recorded by a stand-in comm.
 
@@ -148,6 +150,58 @@ def run_api_text(
         return run_api(host, prompts, sampling, timeout)
     finally:
         backend.text_prompts = False
+
+
+def run_mixed(
+    host: Any, prompts: Sequence[str], sampling: dict[str, Any], timeout: float, api_first: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Half the streams through the seed's loop, half through ``stream_many``, in one batch.
+
+    The same engine steps serve both halves, so whatever the host does to the engine's speed
+    hits both alike: what differs is what vstream adds between the engine and the reader.
+    ``api_first`` says which half is handed to the engine first (rounds alternate it).
+    Returns (raw records, API records).
+    """
+    half = len(prompts) // 2
+    raw_prompts, api_prompts = prompts[:half], prompts[half:]
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    engine, loop = host.async_llm, host.engine_loop
+    tag = uuid.uuid4().hex[:8]
+
+    async def one(i: int, prompt: str, start: float) -> dict[str, Any]:
+        rec, pieces = _record(start), []
+        params = SamplingParams(**sampling, output_kind=RequestOutputKind.DELTA)
+        async for out in engine.generate(prompt, params, f"mixed-{tag}-{i}"):
+            now = time.perf_counter()
+            completion = out.outputs[0]
+            if completion.token_ids:
+                rec["first"] = rec["first"] or now
+                rec["last"] = now
+                rec["tokens"] += len(completion.token_ids)
+            pieces.append(completion.text)
+        rec["done"], rec["text"] = time.perf_counter(), "".join(pieces)
+        return rec
+
+    async def raw_batch(start: float) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(one(i, p, start) for i, p in enumerate(raw_prompts))))
+
+    async def read(streams: list[Any], start: float) -> list[dict[str, Any]]:
+        records = [_record(start) for _ in streams]
+        tasks = [asyncio.ensure_future(_consume_async(s, r)) for s, r in zip(streams, records, strict=True)]
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout)
+        return records
+
+    start = time.perf_counter()
+    if api_first:
+        streams = host.stream_many([{"prompt": prompt, **sampling} for prompt in api_prompts])
+        raw_future = asyncio.run_coroutine_threadsafe(raw_batch(start), loop)
+    else:
+        raw_future = asyncio.run_coroutine_threadsafe(raw_batch(start), loop)
+        streams = host.stream_many([{"prompt": prompt, **sampling} for prompt in api_prompts])
+    api_records = asyncio.run(read(streams, start))
+    return raw_future.result(timeout), api_records
 
 
 def run_api_threads(

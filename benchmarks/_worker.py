@@ -127,6 +127,7 @@ def benchmark(
         "magic": {},
         "panel": {},
         "server": {},
+        "mixed": {},
     }
     texts: dict[str, dict[str, list[str]]] = {p: {} for p in results}
     for size in sizes:
@@ -144,7 +145,10 @@ def benchmark(
         runs: dict[str, list[dict[str, Any]]] = {p: [] for p in runners}
         failed: set[str] = set()
         others = [p for p in runners if p != "raw"]
+        mixed: list[dict[str, Any]] = []
         for rep in range(reps):
+            if n > 1 and (not spec.get("paths") or "mixed" in spec["paths"]):
+                mixed.append(_measure_mixed(host, prompts, sampling, tokens, timeout, rep % 2 == 0, errors))
             # Every path runs right next to a raw run, before it in one round and after it in the
             # next: its ratio is taken against that neighbour, so drift between rounds cancels.
             order = others if rep % 2 == 0 else list(reversed(others))
@@ -169,6 +173,8 @@ def benchmark(
                 if raw is not None:
                     other.update({f"raw_{k}": raw[k] for k in _PAIRED})
                 runs[path].append(other)
+        if any(m is not None for m in mixed):
+            results["mixed"][str(n)] = combine([m for m in mixed if m is not None])
         for path, path_runs in runs.items():
             if path_runs:
                 results[path][str(n)] = combine(path_runs)
@@ -187,6 +193,35 @@ def benchmark(
 
 CPU_SETTLE_S = 1.2
 _PAIRED = ("agg_tok_s", "decode_tok_s", "ttft_ms_p50")
+
+
+def _measure_mixed(
+    host: Any, prompts: list[str], sampling: dict[str, Any], tokens: int, timeout: float,
+    api_first: bool, errors: list[str],
+) -> dict[str, Any] | None:  # fmt: skip
+    """One mixed batch → the API half against the raw half of the same batch."""
+    try:
+        raw_records, api_records = _paths.run_mixed(host, prompts, sampling, timeout, api_first)
+    except Exception as exc:
+        errors.append(f"mixed at {len(prompts)} streams: {type(exc).__name__}: {exc}")
+        traceback.print_exc()
+        return None
+    raw, api = summarise(raw_records, tokens), summarise(api_records, tokens)
+    return {
+        "api_first": api_first,
+        "agg_ratio": _stats.ratio(api["agg_tok_s"], raw["agg_tok_s"]),
+        "decode_ratio": _stats.ratio(api["decode_tok_s"], raw["decode_tok_s"]),
+        "ttft_diff_ms": api["ttft_ms_p50"] - raw["ttft_ms_p50"],
+        "last_token_diff_ms": 1000 * (
+            max(r["last"] for r in api_records) - max(r["last"] for r in raw_records)
+        ),
+        "raw_agg_tok_s": raw["agg_tok_s"],
+        "api_agg_tok_s": api["agg_tok_s"],
+        "raw_ttft_ms_p50": raw["ttft_ms_p50"],
+        "api_ttft_ms_p50": api["ttft_ms_p50"],
+        "tokens_ok": raw["tokens_ok"] and api["tokens_ok"],
+        "same_text": [r["text"] for r in raw_records] == [r["text"] for r in api_records],
+    }
 
 
 def _measure(

@@ -41,7 +41,9 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
         for n, raw in (paths.get("raw") or {}).items():
             key = "decode_tok_s" if n == "1" else "agg_tok_s"
 
-            api, magic, panel, ids = (_at(paths, p, n) for p in ("api", "magic", "panel", "raw_ids"))
+            api, magic, panel, ids, mixed = (
+                _at(paths, p, n) for p in ("api", "magic", "panel", "raw_ids", "mixed")
+            )
             srv = _at(paths, "server", n) or server.get(n)  # beside the engine, or (older) after it
             tokens = next(
                 (s["tokens"] for s in result.get("sizes", []) if str(s["streams"]) == n), "?"
@@ -59,6 +61,11 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
                         _f(vs_raw(magic, raw, "agg_tok_s"), 3),
                         _f(vs_raw(panel, raw, "agg_tok_s"), 3),
                         " / ".join(_f(x and x["ttft_ms_p50"]) for x in (raw, ids, api)),
+                        (
+                            f"{_f(mixed['agg_ratio'], 3)} / {mixed['ttft_diff_ms']:+.1f} ms"
+                            if mixed and mixed.get("agg_ratio") is not None
+                            else "-"
+                        ),
                         _f(srv and (srv[key]), 1)
                         + (f" / {_f(srv['ttft_ms_p50'])} ms" if srv else ""),
                         _f(start.get("load_ext_to_first_token_s")) if n == "1" else "",
@@ -72,7 +79,8 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
 def table(files: list[Path]) -> str:
     head = (
         "| run | device | versions | mode | streams x tokens | raw tok/s | API/raw | magic/raw "
-        "| panel/raw | TTFT p50 raw / ids / API ms | vllm serve tok/s / TTFT | start → 1st token s |"
+        "| panel/raw | TTFT p50 raw / ids / API ms | one batch: API/raw, ΔTTFT "
+        "| vllm serve tok/s / TTFT | start → 1st token s |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     verdicts, checks_on_gpu = [], []
@@ -93,6 +101,8 @@ def table(files: list[Path]) -> str:
         "Tok/s: 1 stream = decode speed; 8/64 = aggregate until the last token was seen "
         "(UI paths: shown). TTFT ids = raw with the prompt tokenized beforehand, as vstream sends it"
         " (token ids). "
+        "One batch: half the streams through the seed's loop and half through the API in the same"
+        " batch, so both see the same engine steps (host drift cancels out). "
         "Ratios are measured side by side in one run: each is the median, over rounds, of a run"
         " against the raw run next to it (in files written before that: the raw run of the same round)."
     )

@@ -3,8 +3,10 @@
 # Run on the GPU machine from the repo root, after the bundle from ../shared/gpu/make-bundle is
 # installed:  bash scripts/gpu-session.sh STAGE   (results and logs go to $OUT)
 #
-#   bench-compiled  benchmark, CUDA graphs, 1/8/64 streams x 128 tokens, vllm serve beside it
-#   bench-eager     benchmark, eager, 1/8/64 streams x 32 tokens (eager decodes ~5x slower), restart()
+#   bench-compiled  benchmark, CUDA graphs, 1/8/64 streams x 128 tokens, 10 rounds: vstream's paths
+#   bench-eager     the same in eager mode, x 32 tokens (eager decodes ~5x slower), 8 rounds
+#   alternatives-compiled / alternatives-eager
+#                   every path, vllm serve + openai beside the engine, transformers (eager: restart())
 #   profile         the compiled benchmark under py-spy (it perturbs the run: read the profile only)
 #   gpu-tests       tests/gpu on one GPU: engine memory, kernel shutdown/restart memory
 #   engine-tests    the engine, magic and kernel tests (-m engine) on CUDA vLLM
@@ -41,12 +43,23 @@ stage=${1:?stage}
 case "$stage" in
   bench-compiled)
     single python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
-      --reps 8 --alternatives --no-restart --out "$OUT/$card-compiled.json" 2>&1 | tee "$OUT/$card-compiled.log"
+      --reps 10 --no-alternatives --no-restart --paths raw_ids,api,api_text,magic,panel,mixed \
+      --out "$OUT/$card-compiled.json" 2>&1 | tee "$OUT/$card-compiled.log"
     ;;
   bench-eager)
+    single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 \
+      --reps 8 --no-alternatives --no-restart --paths raw_ids,api,api_text,magic,panel,mixed \
+      --out "$OUT/$card-eager.json" 2>&1 | tee "$OUT/$card-eager.log"
+    ;;
+  alternatives-compiled)
+    single python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
+      --reps 8 --alternatives --no-restart \
+      --out "$OUT/$card-alternatives-compiled.json" 2>&1 | tee "$OUT/$card-alternatives-compiled.log"
+    ;;
+  alternatives-eager)
     single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 --reps 6 \
       --alternatives --paths raw_ids,api,api_text,magic,panel,server \
-      --out "$OUT/$card-eager.json" 2>&1 | tee "$OUT/$card-eager.log"
+      --out "$OUT/$card-alternatives-eager.json" 2>&1 | tee "$OUT/$card-alternatives-eager.log"
     ;;
   profile)
     single profiled python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \

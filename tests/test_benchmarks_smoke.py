@@ -80,6 +80,11 @@ def test_every_path_has_positive_numbers_at_every_size(result):
             if path in ("magic", "panel"):
                 assert s["final_text_matches"] and s["updates_max"] > 0, (path, n)
     assert paths["raw"]["1"]["decode_tok_s"] > 0
+    # Half raw, half API in one batch: both halves got every token and the same greedy text.
+    assert sorted(paths["mixed"], key=int) == ["8", "64"]
+    for n, mixed in paths["mixed"].items():
+        assert mixed["tokens_ok"] and mixed["same_text"], n
+        assert mixed["agg_ratio"] > 0 and mixed["api_agg_tok_s"] > 0 and mixed["raw_agg_tok_s"] > 0, n
 
 
 def test_startup_memory_and_verdicts_are_reported(result):
