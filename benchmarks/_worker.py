@@ -148,7 +148,7 @@ def benchmark(
         mixed: list[dict[str, Any]] = []
         for rep in range(reps):
             if n > 1 and (not spec.get("paths") or "mixed" in spec["paths"]):
-                mixed.append(_measure_mixed(host, prompts, sampling, tokens, timeout, rep % 2 == 0, errors))
+                mixed.append(_measure_mixed(host, prompts, sampling, tokens, timeout, errors))
             # Every path runs right next to a raw run, before it in one round and after it in the
             # next: its ratio is taken against that neighbour, so drift between rounds cancels.
             order = others if rep % 2 == 0 else list(reversed(others))
@@ -197,18 +197,17 @@ _PAIRED = ("agg_tok_s", "decode_tok_s", "ttft_ms_p50")
 
 def _measure_mixed(
     host: Any, prompts: list[str], sampling: dict[str, Any], tokens: int, timeout: float,
-    api_first: bool, errors: list[str],
+    errors: list[str],
 ) -> dict[str, Any] | None:  # fmt: skip
     """One mixed batch → the API half against the raw half of the same batch."""
     try:
-        raw_records, api_records = _paths.run_mixed(host, prompts, sampling, timeout, api_first)
+        raw_records, api_records = _paths.run_mixed(host, prompts, sampling, timeout)
     except Exception as exc:
         errors.append(f"mixed at {len(prompts)} streams: {type(exc).__name__}: {exc}")
         traceback.print_exc()
         return None
     raw, api = summarise(raw_records, tokens), summarise(api_records, tokens)
     return {
-        "api_first": api_first,
         "agg_ratio": _stats.ratio(api["agg_tok_s"], raw["agg_tok_s"]),
         "decode_ratio": _stats.ratio(api["decode_tok_s"], raw["decode_tok_s"]),
         "ttft_diff_ms": api["ttft_ms_p50"] - raw["ttft_ms_p50"],
