@@ -148,19 +148,6 @@ def run_api(
     return asyncio.run(batch())
 
 
-def run_api_text(
-    host: Any, prompts: Sequence[str], sampling: dict[str, Any], timeout: float
-) -> list[dict[str, Any]]:
-    """EXPERIMENT: ``run_api`` with plain prompts handed to vLLM as text (vLLM tokenizes them
-    again, as in the seed's loop) instead of the token ids vstream computed."""
-    backend = host._backend
-    backend.text_prompts = True
-    try:
-        return run_api(host, prompts, sampling, timeout)
-    finally:
-        backend.text_prompts = False
-
-
 def run_mixed(
     host: Any, prompts: Sequence[str], sampling: dict[str, Any], timeout: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -217,25 +217,23 @@ def table(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"-- {mode_name}: tok/s = agg (1 stream: decode), others as ratio to raw;"
             " TTFT p50 ms (p95); api-th = thread per stream; ids = raw with the prompt tokenized"
-            " beforehand (reference); text = API handing vLLM text (experiment); serve = vllm serve"
-            " + openai; one batch = API vs raw halves of one batch (tok/s ratio, TTFT difference)"
+            " beforehand (reference); serve = vllm serve + openai; one batch = API vs raw halves of"
+            " one batch (tok/s ratio, TTFT difference)"
         )
         lines.append(
-            f"{'n':>3} {'raw tok/s':>10} {'api':>6} {'text':>6} {'api-th':>6} {'magic':>6}"
-            f" {'panel':>6} {'serve':>6} {'TTFT raw':>14} {'ids':>7} {'api':>14} {'text':>7}"
+            f"{'n':>3} {'raw tok/s':>10} {'api':>6} {'api-th':>6} {'magic':>6}"
+            f" {'panel':>6} {'serve':>6} {'TTFT raw':>14} {'ids':>7} {'api':>14}"
             f" {'magic':>7} {'panel':>7} {'serve':>7} {'upd/s':>9} {'one batch':>15}"
         )
         for n, raw in ((mode.get("paths") or {}).get("raw") or {}).items():
-            api, text, threads, magic, panel, serve, ids = (
-                _get(mode, p, n)
-                for p in ("api", "api_text", "api_threads", "magic", "panel", "server", "raw_ids")
+            api, threads, magic, panel, serve, ids = (
+                _get(mode, p, n) for p in ("api", "api_threads", "magic", "panel", "server", "raw_ids")
             )
             key = "decode_tok_s" if n == "1" else "agg_tok_s"
             cols = [
                 f"{n:>3}",
                 f"{_f(raw[key]):>10}",
                 f"{_f(vs_raw(api, raw, key), 3):>6}",
-                f"{_f(vs_raw(text, raw, key), 3):>6}",
             ]
             cols += [
                 f"{_f(vs_raw(u, raw, 'agg_tok_s'), 3):>6}"
@@ -245,7 +243,6 @@ def table(result: dict[str, Any]) -> list[str]:
                 f"{_f(raw['ttft_ms_p50'])} ({_f(raw['ttft_ms_p95'])})".rjust(14),
                 f"{_f(ids and ids['ttft_ms_p50']):>7}",
                 (f"{_f(api['ttft_ms_p50'])} ({_f(api['ttft_ms_p95'])})" if api else "-").rjust(14),
-                f"{_f(text and text['ttft_ms_p50']):>7}",
             ]
             cols += [f"{_f(u and u['ttft_ms_p50']):>7}" for u in (magic, panel, serve)]
             rates = [u.get("updates_per_s_max") for u in (magic, panel) if u]

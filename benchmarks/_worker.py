@@ -90,7 +90,6 @@ def _runners(
         "raw": lambda: _paths.run_raw(host, prompts, sampling, timeout),
         "raw_ids": lambda: _paths.run_raw(host, ids, sampling, timeout),
         "api": lambda: _paths.run_api(host, prompts, sampling, timeout),
-        "api_text": lambda: _paths.run_api_text(host, prompts, sampling, timeout),
     }
     if n > 1:
         runners["api_threads"] = lambda: _paths.run_api_threads(host, prompts, sampling, timeout)
@@ -122,7 +121,6 @@ def benchmark(
         "raw": {},
         "raw_ids": {},
         "api": {},
-        "api_text": {},
         "api_threads": {},
         "magic": {},
         "panel": {},

@@ -65,8 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--paths",
-        help="only these paths next to raw, e.g. api,magic,panel,server (default: all;"
-        " api_text is the experiment of handing plain prompts to vLLM as text)",
+        help="only these paths next to raw, e.g. api,magic,panel,mixed,server (default: all)",
     )
     p.add_argument("--temperature", type=float, default=0.0, help="same for every path (0: greedy)")
     p.add_argument("--prompt", default=_paths.PROMPT)

@@ -43,12 +43,12 @@ stage=${1:?stage}
 case "$stage" in
   bench-compiled)
     single python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
-      --reps 10 --no-alternatives --no-restart --paths raw_ids,api,api_text,magic,panel,mixed \
+      --reps 10 --no-alternatives --no-restart --paths raw_ids,api,magic,panel,mixed \
       --out "$OUT/$card-compiled.json" 2>&1 | tee "$OUT/$card-compiled.log"
     ;;
   bench-eager)
     single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 \
-      --reps 8 --no-alternatives --no-restart --paths raw_ids,api,api_text,magic,panel,mixed \
+      --reps 8 --no-alternatives --no-restart --paths raw_ids,api,magic,panel,mixed \
       --out "$OUT/$card-eager.json" 2>&1 | tee "$OUT/$card-eager.log"
     ;;
   alternatives-compiled)
@@ -58,7 +58,7 @@ case "$stage" in
     ;;
   alternatives-eager)
     single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 --reps 6 \
-      --alternatives --paths raw_ids,api,api_text,magic,panel,server \
+      --alternatives --paths raw_ids,api,magic,panel,server \
       --out "$OUT/$card-alternatives-eager.json" 2>&1 | tee "$OUT/$card-alternatives-eager.log"
     ;;
   profile)

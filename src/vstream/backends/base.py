@@ -64,7 +64,6 @@ class RenderedPrompt:
 
     text: str
     token_ids: list[int]
-    plain: bool = False  # text given as is: the engine's own tokenizer call gives these ids
 
 
 class Backend(Protocol):

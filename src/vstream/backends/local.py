@@ -36,8 +36,6 @@ class LocalBackend:
         self._sampling_params: Any = None
         self._delta: Any = None
         self._vllm_dead_error: type[BaseException] = RuntimeError
-        # EXPERIMENT (benchmark only): hand plain prompts to vLLM as text, as the seed's loop does.
-        self.text_prompts = False
 
     async def start(self, progress: Progress) -> EngineInfo:
         logs.route_vllm_logs(self.verbose)
@@ -143,8 +141,7 @@ class LocalBackend:
                 for i, token_ids in zip(where, encoded, strict=True):
                     ids[i] = token_ids
         return [
-            RenderedPrompt(text, token_ids or [], spec.is_plain)
-            for spec, text, token_ids in zip(specs, texts, ids, strict=True)
+            RenderedPrompt(text, token_ids or []) for text, token_ids in zip(texts, ids, strict=True)
         ]
 
     def _apply_template(self, spec: PromptSpec) -> str:
@@ -155,11 +152,11 @@ class LocalBackend:
     async def run(self, stream: Stream, prompt: RenderedPrompt, sampling: dict[str, Any]) -> None:
         params = self._sampling_params(**sampling, output_kind=self._delta)
         want_logprobs = sampling.get("logprobs") is not None
-        request: Any = (
-            prompt.text if self.text_prompts and prompt.plain else {"prompt_token_ids": prompt.token_ids}
-        )
         try:
-            async for output in self._engine.generate(request, params, stream.request_id):
+            # Token ids, not text: the prompt was tokenized once already, to check it fits.
+            async for output in self._engine.generate(
+                {"prompt_token_ids": prompt.token_ids}, params, stream.request_id
+            ):
                 completion = output.outputs[0]
                 token_ids = list(completion.token_ids)
                 logprobs = _token_logprobs(completion.logprobs, token_ids) if want_logprobs else None
