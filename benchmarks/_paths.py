@@ -148,6 +148,24 @@ def run_api(
     return asyncio.run(batch())
 
 
+def beside_raw(
+    host: Any, n: int, prompt: str, sampling: dict[str, Any], timeout: float, ui: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``n`` streams of the seed's loop handed to the engine, then ``ui(start)`` (the magic or the
+    panel, ``n`` streams) run at once, so both share the engine's steps (raw goes first: no head
+    start for vstream). Returns (raw records, UI records)."""
+    future: list[Any] = []
+
+    def hand_raw_over() -> float:
+        start = time.perf_counter()
+        batch = _seed_batch(host, [prompt] * n, sampling, start)
+        future.append(asyncio.run_coroutine_threadsafe(batch, host.engine_loop))
+        return start
+
+    ui_records = ui(hand_raw_over)
+    return future[0].result(timeout), ui_records
+
+
 def run_mixed(
     host: Any, prompts: Sequence[str], sampling: dict[str, Any], timeout: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -159,8 +177,8 @@ def run_mixed(
     ahead (measured on CPU at 64 streams: the API half 327 ms ahead when it went first), so the
     API gets no head start. Returns (raw records, API records).
     """
-    half = len(prompts) // 2
-    raw_prompts, api_prompts = prompts[:half], prompts[half:]
+    half = max(1, len(prompts) // 2)  # one stream: one of each, beside each other
+    raw_prompts, api_prompts = prompts[:half], prompts[half:] or prompts[:1]
 
     async def read(streams: list[Any], start: float) -> list[dict[str, Any]]:
         records = [_record(start) for _ in streams]
@@ -268,15 +286,16 @@ def make_shell() -> Any:
 
 
 def run_magic(
-    shell: Any, prompt: str, n: int, sampling: dict[str, Any], timeout: float
+    shell: Any, prompt: str, n: int, sampling: dict[str, Any], timeout: float, start: float | None = None
 ) -> list[dict[str, Any]]:
+    """``start``: the clock's zero when the batch began earlier (a mixed batch); default now."""
     line = (
         f"%%vstream -t {sampling['temperature']} --top-p {sampling['top_p']}"
         f" -m {sampling['max_tokens']} --ignore-eos -n {n} --out _vstream_bench"
     )
     recorder = shell.display_pub
     recorder.messages.clear()
-    start = time.perf_counter()
+    start = time.perf_counter() if start is None else start
     result = shell.run_cell(f"{line}\n{prompt}\n", store_history=False)
     result.raise_error()
     out = shell.user_ns.pop("_vstream_bench")
@@ -327,8 +346,11 @@ class PanelRig:
         self.store = PresetStore(Path(tempfile.mkdtemp(prefix="vstream-bench-")) / "presets.json")
 
     def run(
-        self, prompt: str, panels: int, columns: int, sampling: dict[str, Any], timeout: float
-    ) -> list[dict[str, Any]]:
+        self, prompt: str, panels: int, columns: int, sampling: dict[str, Any], timeout: float,
+        before: Any = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """``before``: called just before the clicks, returning the clock's zero (a mixed batch
+        hands its raw half to the engine there); default: the clock starts at the clicks."""
         made = [
             self.panel_cls(prompt, host=self.host, columns=columns, presets=self.store, **sampling)
             for _ in range(panels)
@@ -339,7 +361,7 @@ class PanelRig:
                 col.controls.apply(sampling)
             asked = [col.controls.sampling(draw_seed=False) for col in cols]
             self.log.clear()
-            start = time.perf_counter()
+            start = before() if before is not None else time.perf_counter()
             for p in made:
                 p.generate.click()
             for p in made:

@@ -54,6 +54,7 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
             out.extend(_mixed_checks(mode_name, _get(mode, "mixed", n), n))
             out.extend(_server_checks(mode_name, _get(mode, "server", n), api, raw, n))
             for path in ("magic", "panel"):
+                out.extend(_mixed_ui_checks(mode_name, path, _get(mode, f"mixed_{path}", n), n))
                 ui = _get(mode, path, n)
                 if ui is None:
                     if (
@@ -118,22 +119,36 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _mixed_checks(mode_name: str, mixed: dict[str, Any] | None, n: str) -> list[dict[str, Any]]:
-    """The API's targets measured within one batch (half raw, half API): immune to the host's
-    drift, which on shared GPU hosts moves separate runs by more than the targets' margins."""
+    """The API's speed measured within one batch (half raw, half API): immune to the host's
+    drift, which on shared GPU hosts moves separate runs by more than the targets' margins.
+    Speed is per-stream decode: which half's first token lands in which engine step depends on
+    who is handed over first (raw is), so the TTFT difference is shown, not judged."""
     if mixed is None:
         return []
-    agg, ttft = mixed.get("agg_ratio"), mixed.get("ttft_diff_ms")
+    decode = mixed.get("decode_ratio")
     return [
         _check(
-            f"{mode_name}: API agg_tok_s >= {API_MIN} x raw in one batch of {n}",
-            agg is not None and agg >= API_MIN,
-            f"{_f(agg, 3)}x (last token {_f(mixed.get('last_token_diff_ms'), 2, sign=True)} ms)",
-        ),
+            f"{mode_name}: API decode tok/s >= {API_MIN} x raw in one batch of {n}"
+            f" ({max(1, int(n) // 2)} raw + {max(1, int(n) // 2)} API)",
+            decode is not None and decode >= API_MIN,
+            f"{_f(decode, 3)}x; aggregate {_f(mixed.get('agg_ratio'), 3)}x; last token"
+            f" {_f(mixed.get('last_token_diff_ms'), 2, sign=True)} ms, TTFT p50"
+            f" {_f(mixed.get('ttft_diff_ms'), 2, sign=True)} ms after raw's; same text {mixed.get('same_text')}",
+        )
+    ]
+
+
+def _mixed_ui_checks(mode_name: str, path: str, mixed: dict[str, Any] | None, n: str) -> list[dict[str, Any]]:
+    if mixed is None:
+        return []
+    decode = mixed.get("decode_ratio")
+    return [
         _check(
-            f"{mode_name}: API TTFT p50 <= raw + {TTFT_SLACK_MS:g} ms in one batch of {n}",
-            ttft is not None and ttft <= TTFT_SLACK_MS,
-            f"{_f(ttft, 2, sign=True)} ms, same text {mixed.get('same_text')}",
-        ),
+            f"{mode_name}: {path} decode tok/s >= {UI_MIN} x raw beside {n} raw stream(s) in one batch",
+            decode is not None and decode >= UI_MIN,
+            f"{_f(decode, 3)}x (as shown); final paint {_f(mixed.get('last_token_diff_ms'), 2, sign=True)} ms"
+            f" after raw's last token, first paint {_f(mixed.get('ttft_diff_ms'), 2, sign=True)} ms",
+        )
     ]
 
 

@@ -126,6 +126,8 @@ def benchmark(
         "panel": {},
         "server": {},
         "mixed": {},
+        "mixed_magic": {},
+        "mixed_panel": {},
     }
     texts: dict[str, dict[str, list[str]]] = {p: {} for p in results}
     for size in sizes:
@@ -143,10 +145,11 @@ def benchmark(
         runs: dict[str, list[dict[str, Any]]] = {p: [] for p in runners}
         failed: set[str] = set()
         others = [p for p in runners if p != "raw"]
-        mixed: list[dict[str, Any]] = []
+        mixers = _mixers(host, shell, rig, prompts, sampling, timeout, spec.get("paths"))
+        mixed: dict[str, list[dict[str, Any] | None]] = {name: [] for name in mixers}
         for rep in range(reps):
-            if n > 1 and (not spec.get("paths") or "mixed" in spec["paths"]):
-                mixed.append(_measure_mixed(host, prompts, sampling, tokens, timeout, errors))
+            for name, mixer in mixers.items():
+                mixed[name].append(_measure_mixed(name, mixer, tokens, n, errors))
             # Every path runs right next to a raw run, before it in one round and after it in the
             # next: its ratio is taken against that neighbour, so drift between rounds cancels.
             order = others if rep % 2 == 0 else list(reversed(others))
@@ -171,8 +174,9 @@ def benchmark(
                 if raw is not None:
                     other.update({f"raw_{k}": raw[k] for k in _PAIRED})
                 runs[path].append(other)
-        if any(m is not None for m in mixed):
-            results["mixed"][str(n)] = combine([m for m in mixed if m is not None])
+        for name, measured in mixed.items():
+            if any(m is not None for m in measured):
+                results[name][str(n)] = combine([m for m in measured if m is not None])
         for path, path_runs in runs.items():
             if path_runs:
                 results[path][str(n)] = combine(path_runs)
@@ -193,15 +197,37 @@ CPU_SETTLE_S = 1.2
 _PAIRED = ("agg_tok_s", "decode_tok_s", "ttft_ms_p50")
 
 
-def _measure_mixed(
-    host: Any, prompts: list[str], sampling: dict[str, Any], tokens: int, timeout: float,
-    errors: list[str],
-) -> dict[str, Any] | None:  # fmt: skip
-    """One mixed batch → the API half against the raw half of the same batch."""
+Mixer = Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+
+
+def _mixers(
+    host: Any, shell: Any, rig: Any, prompts: list[str], sampling: dict[str, Any], timeout: float,
+    only: list[str] | None,
+) -> dict[str, Mixer]:  # fmt: skip
+    """vstream's paths beside raw streams in one batch: the API (half and half; one of each for
+    one stream), the magic and the panel (n of theirs beside n raw streams)."""
+    n, prompt = len(prompts), prompts[0]
+    mixers: dict[str, Mixer] = {"mixed": lambda: _paths.run_mixed(host, prompts, sampling, timeout)}
+    if n <= 8:
+        mixers["mixed_magic"] = lambda: _paths.beside_raw(
+            host, n, prompt, sampling, timeout,
+            lambda before: _paths.run_magic(shell, prompt, n, sampling, timeout, start=before()),
+        )  # fmt: skip
+        if rig is not None:
+            panels, columns = math.ceil(n / 4), min(n, 4)
+            mixers["mixed_panel"] = lambda: _paths.beside_raw(
+                host, n, prompt, sampling, timeout,
+                lambda before: rig.run(prompt, panels, columns, sampling, timeout, before=before),
+            )  # fmt: skip
+    return {name: m for name, m in mixers.items() if not only or name in only}
+
+
+def _measure_mixed(name: str, mixer: Mixer, tokens: int, n: int, errors: list[str]) -> dict[str, Any] | None:
+    """One mixed batch → vstream's streams against the raw streams of the same batch."""
     try:
-        raw_records, api_records = _paths.run_mixed(host, prompts, sampling, timeout)
+        raw_records, api_records = mixer()
     except Exception as exc:
-        errors.append(f"mixed at {len(prompts)} streams: {type(exc).__name__}: {exc}")
+        errors.append(f"{name} at {n} streams: {type(exc).__name__}: {exc}")
         traceback.print_exc()
         return None
     raw, api = summarise(raw_records, tokens), summarise(api_records, tokens)

@@ -5,6 +5,7 @@
 #
 #   bench-compiled  benchmark, CUDA graphs, 1/8/64 streams x 128 tokens, 10 rounds: vstream's paths
 #   bench-eager     the same in eager mode, x 32 tokens (eager decodes ~5x slower), 8 rounds
+#   mixed-eager     eager, only vstream's paths beside raw streams in one batch (a short run)
 #   alternatives-compiled / alternatives-eager
 #                   every path, vllm serve + openai beside the engine, transformers (eager: restart())
 #   profile         the compiled benchmark under py-spy (it perturbs the run: read the profile only)
@@ -43,13 +44,18 @@ stage=${1:?stage}
 case "$stage" in
   bench-compiled)
     single python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
-      --reps 10 --no-alternatives --no-restart --paths raw_ids,api,magic,panel,mixed \
+      --reps 10 --no-alternatives --no-restart --paths raw_ids,api,magic,panel,mixed,mixed_magic,mixed_panel \
       --out "$OUT/$card-compiled.json" 2>&1 | tee "$OUT/$card-compiled.log"
     ;;
   bench-eager)
     single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 \
-      --reps 8 --no-alternatives --no-restart --paths raw_ids,api,magic,panel,mixed \
+      --reps 8 --no-alternatives --no-restart --paths raw_ids,api,magic,panel,mixed,mixed_magic,mixed_panel \
       --out "$OUT/$card-eager.json" 2>&1 | tee "$OUT/$card-eager.log"
+    ;;
+  mixed-eager)
+    single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 \
+      --reps 6 --no-alternatives --no-restart --paths mixed,mixed_magic,mixed_panel \
+      --out "$OUT/$card-mixed-eager.json" 2>&1 | tee "$OUT/$card-mixed-eager.log"
     ;;
   alternatives-compiled)
     single python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
