@@ -26,8 +26,15 @@ def _check(name: str, ok: bool | None, detail: str) -> dict[str, Any]:
 def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for mode_name, mode in result["modes"].items():
-        raw_sizes = (mode.get("paths") or {}).get("raw") or {}
-        for n in raw_sizes:
+        paths = mode.get("paths") or {}
+        raw_sizes = paths.get("raw") or {}
+        mixed_sizes = {n for name in ("mixed", "mixed_magic", "mixed_panel") for n in paths.get(name) or {}}
+        for n in sorted({*raw_sizes, *mixed_sizes}, key=int):
+            out.extend(_mixed_checks(mode_name, _get(mode, "mixed", n), n))
+            for path in ("magic", "panel"):
+                out.extend(_mixed_ui_checks(mode_name, path, _get(mode, f"mixed_{path}", n), n))
+            if n not in raw_sizes:  # a run of the one-batch paths only
+                continue
             raw, api = raw_sizes[n], _get(mode, "api", n)
             if api is None:
                 out.append(_check(f"{mode_name}: API at {n} streams", False, "API path missing"))
@@ -51,10 +58,8 @@ def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
                     f" = {_f(d, 2, sign=True)} ms",
                 )
             )
-            out.extend(_mixed_checks(mode_name, _get(mode, "mixed", n), n))
             out.extend(_server_checks(mode_name, _get(mode, "server", n), api, raw, n))
             for path in ("magic", "panel"):
-                out.extend(_mixed_ui_checks(mode_name, path, _get(mode, f"mixed_{path}", n), n))
                 ui = _get(mode, path, n)
                 if ui is None:
                     if (

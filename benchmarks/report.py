@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import _verdicts
 from ._stats import vs_raw
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -38,12 +39,11 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
             "sizes"
         ) or {}
         start = data.get("startup") or {}
-        for n, raw in (paths.get("raw") or {}).items():
+        sizes = {n for name in ("raw", "mixed") for n in paths.get(name) or {}}
+        for n in sorted(sizes, key=int):
             key = "decode_tok_s" if n == "1" else "agg_tok_s"
-
-            api, magic, panel, ids, mixed = (
-                _at(paths, p, n) for p in ("api", "magic", "panel", "raw_ids", "mixed")
-            )
+            raw = _at(paths, "raw", n) or {}
+            api, magic, panel, ids = (_at(paths, p, n) for p in ("api", "magic", "panel", "raw_ids"))
             srv = _at(paths, "server", n) or server.get(n)  # beside the engine, or (older) after it
             tokens = next(
                 (s["tokens"] for s in result.get("sizes", []) if str(s["streams"]) == n), "?"
@@ -56,16 +56,12 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
                         versions,
                         mode,
                         f"{n}x{tokens}",
-                        _f(raw[key]),
+                        _f(raw.get(key)),
                         _f(vs_raw(api, raw, key), 3),
                         _f(vs_raw(magic, raw, "agg_tok_s"), 3),
                         _f(vs_raw(panel, raw, "agg_tok_s"), 3),
-                        " / ".join(_f(x and x["ttft_ms_p50"]) for x in (raw, ids, api)),
-                        (
-                            f"{_f(mixed['agg_ratio'], 3)} / {mixed['ttft_diff_ms']:+.1f} ms"
-                            if mixed and mixed.get("agg_ratio") is not None
-                            else "-"
-                        ),
+                        " / ".join(_f(x and x["ttft_ms_p50"]) for x in (raw or None, ids, api)),
+                        one_batch(paths, n),
                         _f(srv and (srv[key]), 1)
                         + (f" / {_f(srv['ttft_ms_p50'])} ms" if srv else ""),
                         _f(start.get("load_ext_to_first_token_s")) if n == "1" else "",
@@ -76,10 +72,25 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
     return out
 
 
+def one_batch(paths: dict[str, Any], n: str) -> str:
+    """vstream's streams beside raw ones in one batch: API aggregate ratio and TTFT difference,
+    then the magic's and the panel's decode ratio (as shown)."""
+    parts = []
+    api = _at(paths, "mixed", n)
+    if api and api.get("agg_ratio") is not None:
+        parts.append(f"API {_f(api['agg_ratio'], 3)} / {api['ttft_diff_ms']:+.1f} ms")
+    for name in ("magic", "panel"):
+        ui = _at(paths, f"mixed_{name}", n)
+        if ui and ui.get("decode_ratio") is not None:
+            parts.append(f"{name} {_f(ui['decode_ratio'], 3)}")
+    return "; ".join(parts) or "-"
+
+
 def table(files: list[Path]) -> str:
     head = (
         "| run | device | versions | mode | streams x tokens | raw tok/s | API/raw | magic/raw "
-        "| panel/raw | TTFT p50 raw / ids / API ms | one batch: API/raw, ΔTTFT "
+        "| panel/raw | TTFT p50 raw / ids / API ms "
+        "| one batch beside raw: API tok/s ratio / ΔTTFT; magic, panel decode "
         "| vllm serve tok/s / TTFT | start → 1st token s |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -90,7 +101,7 @@ def table(files: list[Path]) -> str:
             checks_on_gpu.append(gpu_check(result, path.stem))
             continue
         lines += rows(result, path.stem)
-        checks = result.get("targets") or []
+        checks = _verdicts.verdicts(result)  # today's rules on the stored measurements
         failed = [c["target"] for c in checks if c.get("pass") is False]
         verdicts.append(
             f"- `{path.stem}` ({result.get('date', '?')}): "
@@ -101,8 +112,9 @@ def table(files: list[Path]) -> str:
         "Tok/s: 1 stream = decode speed; 8/64 = aggregate until the last token was seen "
         "(UI paths: shown). TTFT ids = raw with the prompt tokenized beforehand, as vstream sends it"
         " (token ids). "
-        "One batch: half the streams through the seed's loop and half through the API in the same"
-        " batch, so both see the same engine steps (host drift cancels out). "
+        "One batch: vstream's streams and the seed's loop's side by side in the same batch (API: half"
+        " and half; magic and panel: n beside n raw), so both see the same engine steps and the"
+        " host's drift cancels out; raw is handed to the engine first. "
         "Ratios are measured side by side in one run: each is the median, over rounds, of a run"
         " against the raw run next to it (in files written before that: the raw run of the same round)."
     )
