@@ -14,6 +14,7 @@ and a cell that blocks does not freeze the stream. Every string shown as HTML pa
 
 from __future__ import annotations
 
+import queue
 import threading
 import weakref
 from typing import Any
@@ -64,7 +65,16 @@ class Panel(PanelLayout):
         self._generation = 0  # bumped by Clear: a finishing worker then leaves the view alone
         self._streams: list[Stream] = []
         self._stop_event = threading.Event()
-        self._worker: threading.Thread | None = None
+        # A worker thread waits for Generate's jobs: starting a thread per click blocks the click
+        # until the new thread gets the GIL, and under load (an engine busy beside it) that held
+        # a second panel's requests back by 6-180 ms on this CPU machine. It ends after
+        # WORKER_IDLE_S without work (a panel left open must not keep a thread for good).
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._worker_lock = threading.Lock()
+        self._worker_alive = False
+        self._idle = threading.Event()
+        self._idle.set()
+        self._dispatch(None)
         self._ticking = False
         self._closed = False
         self._build(prompt, chat, system, columns, logprobs)
@@ -95,19 +105,10 @@ class Panel(PanelLayout):
             self._show_error(exc)
             return
         self._set_running(True)
-        try:
-            self._stop_event = threading.Event()
-            self._streams = []
-            self._worker = threading.Thread(
-                target=self._work,
-                args=(request, self._stop_event, self._generation),
-                name="vstream-panel",
-                daemon=True,
-            )
-            self._worker.start()
-        except Exception as exc:
-            self._set_running(False)
-            self._show_error(exc)
+        self._stop_event = threading.Event()
+        self._streams = []
+        self._idle.clear()
+        self._dispatch((request, self._stop_event, self._generation))
 
     def _request(self) -> dict[str, Any]:
         """Read and check everything on the main thread, so errors show before any work starts."""
@@ -354,9 +355,7 @@ class Panel(PanelLayout):
 
     def wait(self, timeout: float | None = None) -> Panel:
         """Block until the running generation has finished and been painted (scripts, tests)."""
-        worker = self._worker
-        if worker is not None:
-            worker.join(timeout)
+        self._idle.wait(timeout)
         return self
 
     def close(self) -> None:
@@ -366,6 +365,19 @@ class Panel(PanelLayout):
         for column in self.columns:
             column.close()
         self.root.close()
+        self._jobs.put(_END)
+
+    def _dispatch(self, job: Any) -> None:
+        """Queue a job (None: just make sure the worker runs), starting the worker if it ended."""
+        with self._worker_lock:
+            if job is not None:
+                self._jobs.put(job)
+            if not self._worker_alive:
+                self._worker_alive = True
+                worker = threading.Thread(
+                    target=_serve, args=(weakref.ref(self), self._jobs), name="vstream-panel", daemon=True
+                )
+                worker.start()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.root._repr_mimebundle_(**kwargs)
@@ -373,3 +385,34 @@ class Panel(PanelLayout):
     def __repr__(self) -> str:
         state = "running" if self._busy else "idle"
         return f"<vstream.Panel {len(self.columns)} column(s), {state}>"
+
+
+WORKER_IDLE_S = 60.0
+_END = "end"  # close(): the worker stops
+
+
+def _serve(panel_ref: weakref.ref[Panel], jobs: queue.Queue[Any]) -> None:
+    """A panel's worker: run each Generate's job until the panel closes or is collected, or
+    nothing comes for WORKER_IDLE_S (the next click starts a new worker). It holds the panel
+    only while a job runs."""
+    while True:
+        try:
+            job = jobs.get(timeout=WORKER_IDLE_S)
+        except queue.Empty:
+            panel = panel_ref()
+            if panel is None:
+                return
+            with panel._worker_lock:
+                if jobs.empty():
+                    panel._worker_alive = False
+                    return
+            del panel
+            continue
+        panel = panel_ref()
+        if job is _END or panel is None:
+            return
+        try:
+            panel._work(*job)
+        finally:
+            panel._idle.set()
+            del panel

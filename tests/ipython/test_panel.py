@@ -163,6 +163,41 @@ def test_compare_mode_streams_its_columns_concurrently(make_panel):
         assert escape(stream.text) in column.output.value
 
 
+def test_a_click_starts_no_thread_so_panels_clicked_together_stream_together(make_panel, idle_host):
+    # Starting a thread per click blocked the click until the new thread got the GIL: with an
+    # engine busy beside it, the second of two panels sent its requests 6-180 ms after the first.
+    panels = [make_panel("Write a haiku about the sea.", ignore_eos=True, max_tokens=30) for _ in range(2)]
+    threads = threading.active_count()
+    for panel in panels:
+        panel.generate.click()
+    assert threading.active_count() == threads  # each panel's worker was waiting already
+    first, second = (panel.wait(120).streams[0] for panel in panels)
+    assert first.metrics.tokens == second.metrics.tokens == 30
+    assert second.metrics.submitted_at < first.metrics.finished_at  # they ran side by side
+    closed = threading.active_count()
+    for panel in panels:
+        panel.close()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > closed - 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == closed - 2  # close() ends the panel's worker
+
+
+def test_an_idle_panel_lets_its_worker_go_and_the_next_click_starts_one(make_panel, monkeypatch):
+    import vstream.panel
+
+    monkeypatch.setattr(vstream.panel, "WORKER_IDLE_S", 0.2)
+    threads = threading.active_count()
+    panel = make_panel("Hello", max_tokens=3)  # its worker waits with the patched timeout
+    deadline = time.monotonic() + 5
+    while threading.active_count() >= threads + 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == threads  # a panel left open keeps no thread
+    generate(panel)
+    assert panel.streams[0].metrics.tokens == 3
+    assert escape(panel.streams[0].text) in panel.columns[0].output.value
+
+
 @pytest.mark.parametrize(
     ("control", "value", "message"),
     [
