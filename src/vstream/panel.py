@@ -2,9 +2,9 @@
 
 ::
 
-    click Generate (kernel main thread: read + check settings, start a worker, return)
+    click Generate (kernel main thread: read + check settings, hand the job over, return)
         │
-        ▼  worker thread: host.stream_many(one per column) ── engine loop thread feeds each Stream
+        ▼  the panel's worker thread: host.stream_many(one per column) ── the engine loop feeds each Stream
     refresher.follow(streams, paint, rate=20)  ──►  column HTML.value (one message per paint)
 
 The worker keeps the kernel's main thread free: a cell run during streaming executes at once,
