@@ -118,10 +118,16 @@ class Panel(PanelLayout):
                 "the prompt is empty: type something for the model to answer or continue"
             )
         k = self.logprob_k.value if self.logprob_view.value else None
+        # The context length is known once the engine is ready: then a too-large max_tokens is
+        # said here, at once, rather than by the worker a moment later.
+        info = self.host.info
         samplings = []
         for column in self.columns:
             try:
-                samplings.append(column.controls.sampling(logprobs=k))
+                sampling = column.controls.sampling(logprobs=k)
+                if info is not None:
+                    validate_sampling(sampling, max_model_len=info.max_model_len)
+                samplings.append(sampling)
             except SamplingError as exc:
                 raise SamplingError(
                     f"column {column.index + 1}: {exc}" if len(self.columns) > 1 else str(exc)

@@ -186,6 +186,8 @@ def test_chat_history_escapes_user_prompts_and_answers():
 class StandInHost:
     """Just enough of EngineHost for the panel: a state, listeners, and wait_ready."""
 
+    info = None  # what a host that is not ready has
+
     def __init__(self, state: str, error: str | None = None) -> None:
         self._state, self.error = state, error
         self.listeners: list[Any] = []
