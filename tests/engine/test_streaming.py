@@ -37,7 +37,8 @@ def test_same_seed_gives_the_same_text_and_another_seed_differs(idle_host):
 
 
 def test_greedy_chat_knows_the_capital_of_france(idle_host):
-    stream = idle_host.generate([{"role": "user", "content": "What is the capital of France?"}], temperature=0, max_tokens=30)
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    stream = idle_host.generate(question, temperature=0, max_tokens=30)
     assert "Paris" in stream.text
 
 
@@ -143,7 +144,8 @@ def test_stream_many_checks_everything_before_sending_anything(idle_host):
     with pytest.raises(vstream.SamplingError, match="top_p"):
         idle_host.stream_many([{"prompt": "A", "max_tokens": 3}, {"prompt": "B", "top_p": 0}])
     assert idle_host.running_streams() == [] and idle_host.unfinished_requests() == 0
-    streams = idle_host.stream_many([{"prompt": f"Item {i}:", "max_tokens": 4 + i, "ignore_eos": True} for i in range(4)])
+    requests = [{"prompt": f"Item {i}:", "max_tokens": 4 + i, "ignore_eos": True} for i in range(4)]
+    streams = idle_host.stream_many(requests)
     assert [len(s.wait().token_ids) for s in streams] == [4, 5, 6, 7]
 
 
@@ -158,7 +160,7 @@ def test_stream_many_with_repeated_prompts_and_settings_gives_each_stream_its_ow
         {"prompt": "Tell me a joke", "max_tokens": 3, "ignore_eos": True},
     ]
     streams = idle_host.stream_many(requests)
-    for stream, request in zip(streams, requests):
+    for stream, request in zip(streams, requests, strict=True):
         rendered = idle_host.render(request["prompt"], chat=request.get("chat", False))
         assert (stream.prompt, stream.prompt_token_ids) == (rendered.text, rendered.token_ids)
         assert len(stream.wait().token_ids) == 3

@@ -27,14 +27,15 @@ def test_two_gpu_engine_streams_and_frees_every_gpu():
     loaded = gpu_memory_used()
     assert host.info.pipeline_parallel_size == 2
     assert "×2" in host.info.describe()
-    assert all(l - b > GIB // 2 for l, b in zip(loaded[:2], before[:2], strict=True)), (before, loaded)
+    assert all(held - b > GIB // 2 for held, b in zip(loaded[:2], before[:2], strict=True)), (before, loaded)
     stream = host.stream("The future of artificial intelligence is", max_tokens=128, ignore_eos=True, seed=1)
     assert "".join(stream) == stream.text and len(stream.token_ids) == 128
     pids, info = host.process_ids(), host.info
     vstream.shutdown()
     after = _settle(before)
     assert all(a - b <= GIB // 2 for a, b in zip(after, before, strict=True)), (before, after)
-    print(f"\nPP=2: loaded {[round(x / GIB, 1) for x in loaded]} GiB, after shutdown {[round(a / GIB, 1) for a in after]} GiB")
+    gib = [[round(x / GIB, 1) for x in reading] for reading in (loaded, after)]
+    print(f"\nPP=2: loaded {gib[0]} GiB, after shutdown {gib[1]} GiB")
     _record(
         "pp2",
         {

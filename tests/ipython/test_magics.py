@@ -61,7 +61,8 @@ def test_placeholders_are_filled_from_the_namespace_unless_turned_off(shell):
 
 
 def test_chat_with_system_prompt_uses_the_template(shell):
-    shell.run_cell_magic("vstream", '--system "You answer briefly." -t 0 -m 20 --out c', "What is the capital of France?")
+    line = '--system "You answer briefly." -t 0 -m 20 --out c'
+    shell.run_cell_magic("vstream", line, "What is the capital of France?")
     stream = shell.user_ns["c"]
     assert stream.prompt.startswith("<|im_start|>system\nYou answer briefly.<|im_end|>")
     assert stream.prompt.endswith("<|im_start|>assistant\n")
@@ -110,7 +111,7 @@ def test_line_commands(shell, capsys):
     assert "'temperature': 0.0" in capsys.readouterr().out
     shell.run_cell_magic("vstream", "--out d", "The capital of France is")
     assert len(shell.user_ns["d"].token_ids) <= 5 and shell.user_ns["d"].sampling["temperature"] == 0.0
-    with pytest.raises(UsageError, match="top_p|--top-p"):
+    with pytest.raises(UsageError, match=r"top_p|--top-p"):
         shell.run_line_magic("vstream", "config top_p=2")
     shell.run_line_magic("vstream", "config --reset")
     shell.run_line_magic("vstream", "logs 5")

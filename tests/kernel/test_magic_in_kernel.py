@@ -20,9 +20,11 @@ CELLS = [
     "%%vstream --seed 42 --max-tokens 40 --out first\nThe key to happiness is",
     "print(repr(first.text))",
     "%%vstream --max-tokens 1500 --ignore-eos --out long\nWrite a very long story about a lighthouse:",
-    "import time\ntime.sleep(0.5)\nprint('unfinished', vstream.engine().unfinished_requests(), long.finish_reason, len(long.token_ids))",
+    "import time\ntime.sleep(0.5)\n"
+    "print('unfinished', vstream.engine().unfinished_requests(), long.finish_reason, len(long.token_ids))",
     "%%vstream -t 0 -m 20 --chat --out paris\nWhat is the capital of France?",
-    "pids = vstream.engine().process_ids()\n%reload_ext vstream\nprint('same engine after reload', vstream.engine().process_ids() == pids)",
+    "pids = vstream.engine().process_ids()\n%reload_ext vstream\n"
+    "print('same engine after reload', vstream.engine().process_ids() == pids)",
     "%unload_ext vstream",
     "import psutil\nprint('alive after unload', [p for p in pids if psutil.pid_exists(p)], vstream.current().state)",
 ]

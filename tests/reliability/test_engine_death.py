@@ -91,7 +91,8 @@ def test_ending_a_kernel_leaves_no_engine_process(how):
     deadline = time.monotonic() + 30
     while _alive(pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    print(f"\n{how}: kernel {kernel_pid}, engine processes {pids} gone after {30 - (deadline - time.monotonic()):.1f} s")
+    waited = 30 - (deadline - time.monotonic())
+    print(f"\n{how}: kernel {kernel_pid}, engine processes {pids} gone after {waited:.1f} s")
     assert _alive(pids) == []
     if how == "hard restart":
         km.shutdown_kernel(now=True)

@@ -22,7 +22,9 @@ def _shown_text(markup: str) -> str:
 
 def test_eight_panels_at_once(idle_host):
     # Each panel asks for its own length, so a delta that went to the wrong view shows as a wrong count.
-    panels = [Panel(f"Panel {i}, tell me a story:", host=idle_host, max_tokens=10 + 3 * i, ignore_eos=True) for i in range(8)]
+    panels = [
+        Panel(f"Panel {i}, tell me a story:", host=idle_host, max_tokens=10 + 3 * i, ignore_eos=True) for i in range(8)
+    ]
     for panel in panels:
         panel.generate.click()
     for panel in panels:

@@ -18,7 +18,7 @@ def test_unknown_hub_id_fails_fast_with_instructions():
 
 
 def test_directory_without_config_is_refused(tmp_path):
-    with pytest.raises(ModelNotFoundError, match="holds no config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"holds no config\.json"):
         resolve_model(str(tmp_path))
 
 
