@@ -125,6 +125,9 @@ def test_panel_streams_stops_exports_and_keeps_the_kernel_free(
     # 3. Drag the temperature slider to its left end: the export shows temperature 0.
     handle = panel.locator(".vstream-ctl-temperature .noUi-handle").first
     track = panel.locator(".vstream-ctl-temperature .noUi-target").first
+    # The chat above it is as long as the sampled answers: the slider can sit below the window,
+    # where a mouse drag lands on nothing (seen once in CI).
+    track.scroll_into_view_if_needed()
     hbox, tbox = handle.bounding_box(), track.bounding_box()
     page.mouse.move(hbox["x"] + hbox["width"] / 2, hbox["y"] + hbox["height"] / 2)
     page.mouse.down()
