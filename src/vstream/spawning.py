@@ -12,7 +12,8 @@ each ``Process.start()`` while an engine is being built:
 * a kernel interrupt (the notebook's stop button) sends SIGINT to the kernel's whole process
   group, and vLLM's EngineCore exits on SIGINT: one Ctrl-C would kill the engine. The child
   moves to a session of its own, and asks Linux to send it SIGTERM when the thread that
-  started it ends (so a killed kernel leaves no engine behind).
+  started it ends (so a killed kernel leaves no engine behind); if vLLM's shutdown has not
+  ended it a few seconds after the kernel died, the child kills its own session.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,7 +93,23 @@ def _engine_process_main(parent_pid: int, target, *args, **kwargs):  # type: ign
     with contextlib.suppress(OSError):
         os.setsid()
     _terminate_with_parent(parent_pid)
+    threading.Thread(target=_kill_if_orphaned, args=(parent_pid,), name="vstream-orphan-watch", daemon=True).start()
     return target(*args, **kwargs)
+
+
+ORPHAN_GRACE_S = 5.0
+
+
+def _kill_if_orphaned(parent_pid: int) -> None:
+    """SIGTERM from the kernel's death starts vLLM's own shutdown, which once in CI was still
+    running 30 s later (after a SIGKILL restart of the kernel). Give it a few seconds, then end
+    this process and everything it started."""
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    time.sleep(ORPHAN_GRACE_S)
+    if os.getpgid(0) == os.getpid():  # our own session (setsid worked): its group is ours alone
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 _PR_SET_PDEATHSIG = 1
