@@ -312,8 +312,9 @@ def run_magic(
 # --- vstream.Panel --------------------------------------------------------------------------------
 
 
-class _Comm:
-    """Stands in for a kernel comm and keeps what each widget sends (ipywidgets' DummyComm idea)."""
+class RecordingComm:
+    """Stands in for a kernel comm and keeps what each widget sends, with its time (the idea of
+    ipywidgets' DummyComm). The panel's tests count messages with it too."""
 
     kernel = "recording"  # ipywidgets only sends when the comm has a kernel
 
@@ -341,7 +342,7 @@ class PanelRig:
         from vstream.panel_presets import PresetStore
 
         self.log: list[tuple[float, str, Any]] = []
-        widget_module.comm.create_comm = lambda **kw: _Comm(self.log, **kw)
+        widget_module.comm.create_comm = lambda **kw: RecordingComm(self.log, **kw)
         self.host, self.panel_cls = host, Panel
         self.store = PresetStore(Path(tempfile.mkdtemp(prefix="vstream-bench-")) / "presets.json")
 
@@ -362,10 +363,12 @@ class PanelRig:
             asked = [col.controls.sampling(draw_seed=False) for col in cols]
             self.log.clear()
             start = before() if before is not None else time.perf_counter()
+            cpu = time.process_time()
             for p in made:
                 p.generate.click()
             for p in made:
                 p.wait(timeout)
+            cpu = time.process_time() - cpu  # from the clicks: building the panels is not per token
             streams = [s for p in made for s in p.streams]
             if len(streams) != len(cols) or any(p.running for p in made):
                 raise RuntimeError(
@@ -385,6 +388,7 @@ class PanelRig:
             for rec, stream, settings in zip(records, streams, asked, strict=True):
                 rec["seed"] = stream.sampling.get("seed")
                 rec["sampling_matches"] = all(settings.get(k) == v for k, v in sampling.items())
+                rec["cpu_s"] = cpu
             return records
         finally:
             for p in made:

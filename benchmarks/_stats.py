@@ -95,6 +95,45 @@ def vs_raw(section: dict[str, Any] | None, raw: dict[str, Any], key: str) -> flo
     return median(a / b for a, b in pairs if b)
 
 
+def median_interval(values: Iterable[float | None], confidence: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free interval for the median: the order statistics x(k) and x(n+1-k), with
+    the largest k whose binomial coverage is at least ``confidence``. No assumption about the
+    shape of the host's noise (the pairs seen on shared GPU hosts have long tails both ways);
+    None when there are too few values for that confidence (fewer than 6 at 95 %)."""
+    data = sorted(v for v in values if v is not None)
+    n, best = len(data), None
+    for k in range(1, n // 2 + 1):
+        tail = sum(math.comb(n, i) for i in range(k)) / 2**n  # P(Binomial(n, 1/2) <= k - 1)
+        if 1 - 2 * tail < confidence:
+            break
+        best = k
+    return None if best is None else (data[best - 1], data[n - best])
+
+
+def vs_raw_interval(
+    section: dict[str, Any] | None, raw: dict[str, Any], key: str
+) -> tuple[float, float] | None:
+    """The 95 % interval of ``vs_raw``'s median: how far the host's noise leaves it uncertain."""
+    if section is None:
+        return None
+    return median_interval(a / b for a, b in _pairs(section, raw, key) if b)
+
+
+def ttft_vs_raw_interval(section: dict[str, Any] | None, raw: dict[str, Any]) -> tuple[float, float] | None:
+    """The 95 % interval of ``ttft_vs_raw``'s median difference, in ms."""
+    if section is None:
+        return None
+    return median_interval(a - b for a, b in _pairs(section, raw, "ttft_ms_p50"))
+
+
+def cpu_vs_raw(section: dict[str, Any] | None, raw: dict[str, Any]) -> float | None:
+    """Median extra CPU time per token, in µs, that a path spent in the benchmark's process over
+    the raw run next to it (paired per round like ``vs_raw``)."""
+    if section is None:
+        return None
+    return median(a - b for a, b in _pairs(section, raw, "cpu_us_per_token"))
+
+
 def ttft_vs_raw(section: dict[str, Any] | None, raw: dict[str, Any]) -> float | None:
     """Median TTFT difference to raw in ms, paired per round like ``vs_raw``."""
     if section is None:

@@ -102,10 +102,16 @@ def table(files: list[Path]) -> str:
             continue
         lines += rows(result, path.stem)
         checks = _verdicts.verdicts(result)  # today's rules on the stored measurements
-        failed = [c["target"] for c in checks if c.get("pass") is False]
+        failed = [
+            c["target"] + (" (unresolved)" if c.get("resolved") is False else "")
+            for c in checks
+            if c.get("pass") is False
+        ]
+        unresolved = sum(c.get("resolved") is False for c in checks)
         verdicts.append(
             f"- `{path.stem}` ({result.get('date', '?')}): "
             f"{sum(c.get('pass') is True for c in checks)}/{len(checks)} targets pass"
+            + (f" ({unresolved} of all {len(checks)} unresolved)" if unresolved else "")
             + (f"; failing: {'; '.join(failed)}" if failed else "")
         )
     note = (
@@ -117,6 +123,8 @@ def table(files: list[Path]) -> str:
         " host's drift cancels out; raw is handed to the engine first. "
         "Ratios are measured side by side in one run: each is the median, over rounds, of a run"
         " against the raw run next to it (in files written before that: the raw run of the same round)."
+        " Unresolved: the 95 % interval of that median (order statistics of the pairs) straddles"
+        " the target, so the host's noise in that run is larger than the target's margin."
     )
     gpu = ["", "GPU checks from `pytest -m gpu` on the device machine (GiB in use per GPU):", "", *checks_on_gpu]
     return "\n".join([*lines, "", note, "", *verdicts, *(gpu if checks_on_gpu else [])])

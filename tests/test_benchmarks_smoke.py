@@ -75,8 +75,10 @@ def test_every_path_has_positive_numbers_at_every_size(result):
         for n in sizes:
             s = paths[path][n]
             assert s["tokens_ok"], (path, n)
-            for key in ("agg_tok_s", "ttft_ms_p50", "ttft_ms_p95", "e2e_s"):
+            for key in ("agg_tok_s", "ttft_ms_p50", "ttft_ms_p95", "e2e_s", "cpu_us_per_token"):
                 assert s[key] > 0, (path, n, key)
+            if path != "raw":  # paired with the raw run next to it, CPU time included
+                assert all(r["raw_cpu_us_per_token"] > 0 for r in s["runs"]), (path, n)
             if path in ("magic", "panel"):
                 assert s["final_text_matches"] and s["updates_max"] > 0, (path, n)
     assert paths["raw"]["1"]["decode_tok_s"] > 0

@@ -10,7 +10,6 @@ import contextlib
 import io
 import threading
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 import ipywidgets.widgets.widget as widget_module
+from benchmarks._paths import RecordingComm
 
 from vstream.panel import Panel
 from vstream.panel_presets import PresetStore
@@ -25,25 +25,6 @@ from vstream.render import escape
 
 FRANCE = "What is the capital of France?"
 LONG = {"ignore_eos": True, "max_tokens": 200}
-
-
-class RecordingComm:
-    """Stands in for a kernel comm: keeps every message a widget sends, with its time."""
-
-    kernel = "recording"  # widgets only send when their comm has a kernel
-
-    def __init__(self, log: list[tuple[float, str, dict[str, Any]]], **kwargs: Any) -> None:
-        self.comm_id = kwargs.get("comm_id") or uuid.uuid4().hex
-        self.log = log
-
-    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        self.log.append((time.perf_counter(), self.comm_id, data))
-
-    def on_msg(self, callback: Any) -> None:
-        pass
-
-    def close(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 @pytest.fixture
