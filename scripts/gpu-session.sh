@@ -8,6 +8,7 @@
 #   mixed-eager     eager, only vstream's paths beside raw streams in one batch (a short run)
 #   alternatives-compiled / alternatives-eager
 #                   every path, vllm serve + openai beside the engine, transformers (eager: restart())
+#   server-eager    eager (vstream's default), only the API and vllm serve + openai, each beside raw
 #   profile         the compiled benchmark under py-spy (it perturbs the run: read the profile only)
 #   gpu-tests       tests/gpu on one GPU: engine memory, kernel shutdown/restart memory
 #   engine-tests    the engine, magic and kernel tests (-m engine) on CUDA vLLM
@@ -61,6 +62,11 @@ case "$stage" in
     single python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
       --reps 8 --alternatives --no-restart \
       --out "$OUT/$card-alternatives-compiled.json" 2>&1 | tee "$OUT/$card-alternatives-compiled.log"
+    ;;
+  server-eager)
+    single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 --reps 6 \
+      --alternatives --no-restart --paths api,server \
+      --out "$OUT/$card-server-eager.json" 2>&1 | tee "$OUT/$card-server-eager.log"
     ;;
   alternatives-eager)
     single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 --reps 6 \

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -49,7 +50,16 @@ def _record(name: str, data: dict) -> None:
     folder = Path(os.environ.get("VSTREAM_RESULTS", "benchmarks/results"))
     folder.mkdir(parents=True, exist_ok=True)
     data = {"card": gpu_name(), "date": datetime.datetime.now(datetime.UTC).isoformat(), **data}
-    (folder / f"gpu-{name}.json").write_text(json.dumps(data, indent=2))
+    cards = data.get("gpu_used_before_gib")
+    tag = card_tag(data["card"], len(cards) if isinstance(cards, list) else 1)
+    (folder / f"{tag}-{name}.json").write_text(json.dumps(data, indent=2))
+
+
+def card_tag(card: str, count: int = 1) -> str:
+    """('NVIDIA H100 80GB HBM3', 2) -> 'h100x2': result files are named after what ran them."""
+    model = re.search(r"\b([A-Z]\d{2,3}[A-Z]?)\b", card)
+    tag = model.group(1).lower() if model else "gpu"
+    return f"{tag}x{count}" if count > 1 else tag
 
 
 @pytest.mark.parametrize("eager", [True, False], ids=["eager", "cuda-graphs"])
