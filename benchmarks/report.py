@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _verdicts
-from ._stats import vs_raw
+from ._stats import cpu_vs_raw, vs_raw
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -62,6 +62,7 @@ def rows(result: dict[str, Any], name: str) -> list[str]:
                         _f(vs_raw(panel, raw, "agg_tok_s"), 3),
                         " / ".join(_f(x and x["ttft_ms_p50"]) for x in (raw or None, ids, api)),
                         one_batch(paths, n),
+                        cpu(paths, n),
                         _f(srv and (srv[key]), 1)
                         + (f" / {_f(srv['ttft_ms_p50'])} ms" if srv else ""),
                         _f(start.get("load_ext_to_first_token_s")) if n == "1" else "",
@@ -86,11 +87,26 @@ def one_batch(paths: dict[str, Any], n: str) -> str:
     return "; ".join(parts) or "-"
 
 
+def cpu(paths: dict[str, Any], n: str) -> str:
+    """CPU µs per token in the benchmark's process: raw's, then what the API, the magic and the
+    panel spent over the raw run next to them."""
+    raw = _at(paths, "raw", n) or {}
+    if raw.get("cpu_us_per_token") is None:
+        return "-"
+    extra = [
+        f"{name} {cpu_vs_raw(section, raw):+.0f}"
+        for name in ("api", "magic", "panel")
+        if (section := _at(paths, name, n)) is not None
+    ]
+    return f"{raw['cpu_us_per_token']:.0f}; " + ", ".join(extra)
+
+
 def table(files: list[Path]) -> str:
     head = (
         "| run | device | versions | mode | streams x tokens | raw tok/s | API/raw | magic/raw "
         "| panel/raw | TTFT p50 raw / ids / API ms "
         "| one batch beside raw: API tok/s ratio / ΔTTFT; magic, panel decode "
+        "| CPU µs/token: raw; extra "
         "| vllm serve tok/s / TTFT | start → 1st token s |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -123,6 +139,8 @@ def table(files: list[Path]) -> str:
         " host's drift cancels out; raw is handed to the engine first. "
         "Ratios are measured side by side in one run: each is the median, over rounds, of a run"
         " against the raw run next to it (in files written before that: the raw run of the same round)."
+        " CPU µs/token: CPU time of the benchmark's process (vLLM's engine core runs in its own)"
+        " per token for raw, and the paired median of what each path spent over it."
         " Unresolved: the 95 % interval of that median (order statistics of the pairs) straddles"
         " the target, so the host's noise in that run is larger than the target's margin."
     )
