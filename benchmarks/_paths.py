@@ -126,6 +126,14 @@ async def _consume_async(stream: Any, rec: dict[str, Any]) -> None:
     _ended(rec, pieces, stream)
 
 
+async def _read_all(streams: Sequence[Any], start: float, timeout: float) -> list[dict[str, Any]]:
+    """``async for`` over every stream at once, on the caller's event loop."""
+    records = [_record(start) for _ in streams]
+    tasks = [asyncio.ensure_future(_consume_async(s, r)) for s, r in zip(streams, records, strict=True)]
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout)
+    return records
+
+
 def run_api(
     host: Any, prompts: Sequence[str], sampling: dict[str, Any], timeout: float
 ) -> list[dict[str, Any]]:
@@ -140,10 +148,7 @@ def run_api(
     async def batch() -> list[dict[str, Any]]:
         # stream_many is the API for a batch: one hand-over to the engine, like raw's one callback.
         streams = host.stream_many([{"prompt": prompt, **sampling} for prompt in prompts])
-        records = [_record(start) for _ in streams]
-        tasks = [asyncio.ensure_future(_consume_async(s, r)) for s, r in zip(streams, records, strict=True)]
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout)
-        return records
+        return await _read_all(streams, start, timeout)
 
     return asyncio.run(batch())
 
@@ -154,16 +159,18 @@ def beside_raw(
     """``n`` streams of the seed's loop handed to the engine, then ``ui(start)`` (the magic or the
     panel, ``n`` streams) run at once, so both share the engine's steps (raw goes first: no head
     start for vstream). Returns (raw records, UI records)."""
-    future: list[Any] = []
+    handed: dict[str, Any] = {}
 
     def hand_raw_over() -> float:
         start = time.perf_counter()
         batch = _seed_batch(host, [prompt] * n, sampling, start)
-        future.append(asyncio.run_coroutine_threadsafe(batch, host.engine_loop))
+        handed["raw"] = asyncio.run_coroutine_threadsafe(batch, host.engine_loop)
         return start
 
     ui_records = ui(hand_raw_over)
-    return future[0].result(timeout), ui_records
+    if "raw" not in handed:
+        raise RuntimeError("the UI path never handed the raw streams over")
+    return handed["raw"].result(timeout), ui_records
 
 
 def run_mixed(
@@ -180,16 +187,10 @@ def run_mixed(
     half = max(1, len(prompts) // 2)  # one stream: one of each, beside each other
     raw_prompts, api_prompts = prompts[:half], prompts[half:] or prompts[:1]
 
-    async def read(streams: list[Any], start: float) -> list[dict[str, Any]]:
-        records = [_record(start) for _ in streams]
-        tasks = [asyncio.ensure_future(_consume_async(s, r)) for s, r in zip(streams, records, strict=True)]
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout)
-        return records
-
     start = time.perf_counter()
     raw_future = asyncio.run_coroutine_threadsafe(_seed_batch(host, raw_prompts, sampling, start), host.engine_loop)
     streams = host.stream_many([{"prompt": prompt, **sampling} for prompt in api_prompts])
-    api_records = asyncio.run(read(streams, start))
+    api_records = asyncio.run(_read_all(streams, start, timeout))
     return raw_future.result(timeout), api_records
 
 
