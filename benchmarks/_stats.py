@@ -126,6 +126,26 @@ def ttft_vs_raw_interval(section: dict[str, Any] | None, raw: dict[str, Any]) ->
     return median_interval(a - b for a, b in _pairs(section, raw, "ttft_ms_p50"))
 
 
+def round_by_round(
+    a: dict[str, Any], b: dict[str, Any], key: str, relative: bool
+) -> tuple[float, float] | None:
+    """Two paths measured in the same rounds, each against its own raw neighbour: the 95 % interval
+    of the per-round comparison of their raw-relative values, as a ratio (a ÷ b) or a difference
+    (a - b). None unless both have every round."""
+    ra, rb = a.get("runs") or [], b.get("runs") or []
+    if not ra or len(ra) != len(rb):
+        return None
+    values = []
+    for x, y in zip(ra, rb, strict=True):
+        if None in (x.get(key), x.get(f"raw_{key}"), y.get(key), y.get(f"raw_{key}")):
+            return None
+        if relative:
+            values.append((x[key] / x[f"raw_{key}"]) / (y[key] / y[f"raw_{key}"]))
+        else:
+            values.append((x[key] - x[f"raw_{key}"]) - (y[key] - y[f"raw_{key}"]))
+    return median_interval(values)
+
+
 def cpu_vs_raw(section: dict[str, Any] | None, raw: dict[str, Any]) -> float | None:
     """Median extra CPU time per token, in µs, that a path spent in the benchmark's process over
     the raw run next to it (paired per round like ``vs_raw``)."""

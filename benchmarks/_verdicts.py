@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._stats import cpu_vs_raw, ttft_vs_raw, ttft_vs_raw_interval, vs_raw, vs_raw_interval
+from ._stats import cpu_vs_raw, round_by_round, ttft_vs_raw, ttft_vs_raw_interval, vs_raw, vs_raw_interval
 
 API_MIN, UI_MIN, TTFT_SLACK_MS, UI_MAX_RATE, GPU_SLACK_GIB = 0.98, 0.97, 2.0, 20.0, 0.5
 
@@ -179,19 +179,27 @@ def _server_checks(
         return []
     a, s = vs_raw(api, raw, "agg_tok_s"), vs_raw(server, raw, "agg_tok_s")
     ta, ts = ttft_vs_raw(api, raw), ttft_vs_raw(server, raw)
-    return [
+    # Round by round (API ÷ server, API - server), for how sure the comparison is.
+    speed = round_by_round(api, server, "agg_tok_s", relative=True)
+    ttft = round_by_round(api, server, "ttft_ms_p50", relative=False)
+    checks = [
         _check(
             f"{mode_name}: API agg_tok_s >= vllm serve at {n} streams",
             a is not None and s is not None and a >= s,
-            f"{_f(a, 3)} vs {_f(s, 3)} x raw ({_f(api['agg_tok_s'])} vs {_f(server['agg_tok_s'])} tok/s)",
+            f"{_f(a, 3)} vs {_f(s, 3)} x raw ({_f(api['agg_tok_s'])} vs {_f(server['agg_tok_s'])} tok/s)"
+            + (f"; API ÷ server per round{_interval(speed, 3)}" if speed else ""),
         ),
         _check(
             f"{mode_name}: API TTFT p50 <= vllm serve at {n} streams",
             ta is not None and ts is not None and ta <= ts,
             f"{_f(ta, 2, sign=True)} vs {_f(ts, 2, sign=True)} ms to raw"
-            f" ({_f(api['ttft_ms_p50'])} vs {_f(server['ttft_ms_p50'])} ms)",
+            f" ({_f(api['ttft_ms_p50'])} vs {_f(server['ttft_ms_p50'])} ms)"
+            + (f"; API - server per round{_interval(ttft, 1, sign=True)} ms" if ttft else ""),
         ),
     ]
+    checks[0]["resolved"] = speed is None or not speed[0] < 1.0 <= speed[1]
+    checks[1]["resolved"] = ttft is None or not ttft[0] <= 0.0 < ttft[1]
+    return checks
 
 
 def _memory_checks(mode_name: str, mode: dict[str, Any], device: str) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from benchmarks import _stats, _verdicts
 
 
@@ -45,3 +46,16 @@ def test_a_verdict_is_unresolved_when_the_pairs_straddle_the_target():
     assert noisy["resolved"] is False and "95 % interval 0.800 to 1.300" in noisy["detail"]
     assert tight_miss["pass"] is False and tight_miss["resolved"] is True
     assert tight_pass["pass"] is True and tight_pass["resolved"] is True
+
+
+def test_round_by_round_compares_two_paths_each_against_its_own_raw_neighbour():
+    # Round i: the API ran at 1.0 x its raw neighbour, the server at 0.5 x its own; the host's
+    # speed (the raw runs) moved between rounds and must cancel out.
+    hosts = [100.0, 60.0, 140.0, 90.0, 110.0, 70.0, 130.0, 100.0]
+    api = {"runs": [{"agg_tok_s": h, "raw_agg_tok_s": h} for h in hosts]}
+    server = {
+        "runs": [{"agg_tok_s": h * 0.5 * f, "raw_agg_tok_s": h * f} for h, f in zip(hosts, hosts[::-1], strict=True)]
+    }
+    assert _stats.round_by_round(api, server, "agg_tok_s", relative=True) == pytest.approx((2.0, 2.0))
+    api["runs"].pop()
+    assert _stats.round_by_round(api, server, "agg_tok_s", relative=True) is None  # rounds must match
