@@ -64,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also vllm serve + openai and transformers (default: on for cuda, off for cpu)",
     )
     p.add_argument(
+        "--transformers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --alternatives: also transformers' TextIteratorStreamer (off: the server only)",
+    )
+    p.add_argument(
         "--paths",
         help="only these paths next to raw, e.g. api,magic,panel,mixed,server (default: all)",
     )
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         result.setdefault("torch", (info.get("versions") or {}).get("torch"))
         result["engine_config"] = result.get("engine_config") or info.get("engine")
         save(result, args.out, t0)  # a run cut short still leaves what it measured
-    if alternatives:
+    if alternatives and args.transformers:
         run_alternatives(result, modes, sizes, reps, args, env)
     out = save(result, args.out, t0)
     print("\n".join(_verdicts.table(result)))

@@ -65,7 +65,7 @@ case "$stage" in
     ;;
   server-eager)
     single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 --reps 6 \
-      --alternatives --no-restart --paths api,server \
+      --alternatives --no-transformers --no-restart --paths api,server \
       --out "$OUT/$card-server-eager.json" 2>&1 | tee "$OUT/$card-server-eager.log"
     ;;
   alternatives-eager)
