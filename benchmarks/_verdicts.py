@@ -362,19 +362,27 @@ def table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+CpuPerToken = tuple[float, list[tuple[str, float | None]]]
+
+
+def cpu_per_token(mode: dict[str, Any], n: str, paths: tuple[str, ...]) -> CpuPerToken | None:
+    """CPU µs per token in the benchmark's process (the engine core has its own) at ``n`` streams:
+    raw's, and each measured path's paired extra over it. Less drift-prone than speed, so it
+    shows small costs. None for files from before it was measured."""
+    raw = _get(mode, "raw", n) or {}
+    if raw.get("cpu_us_per_token") is None:
+        return None
+    extra = [(p, cpu_vs_raw(_get(mode, p, n), raw)) for p in paths if _get(mode, p, n) is not None]
+    return raw["cpu_us_per_token"], extra
+
+
 def _cpu_lines(mode: dict[str, Any]) -> list[str]:
-    """CPU time per token in the benchmark's process (the engine core has its own): raw's, then
-    each path's paired difference to it. Less drift-prone than speed, so it shows small costs."""
     lines = []
-    for n, raw in ((mode.get("paths") or {}).get("raw") or {}).items():
-        if raw.get("cpu_us_per_token") is None:
-            continue
-        extra = [
-            f"{p} {_f(cpu_vs_raw(_get(mode, p, n), raw), 1, sign=True)}"
-            for p in ("raw_ids", "api", "api_threads", "magic", "panel")
-            if _get(mode, p, n) is not None
-        ]
-        lines.append(f"cpu µs/token at {n}: raw {_f(raw['cpu_us_per_token'])}; vs raw: {', '.join(extra)}")
+    for n in (mode.get("paths") or {}).get("raw") or {}:
+        cpu = cpu_per_token(mode, n, ("raw_ids", "api", "api_threads", "magic", "panel"))
+        if cpu is not None:
+            extra = ", ".join(f"{p} {_f(v, 1, sign=True)}" for p, v in cpu[1])
+            lines.append(f"cpu µs/token at {n}: raw {_f(cpu[0])}; vs raw: {extra}")
     return lines
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _verdicts
-from ._stats import cpu_vs_raw, vs_raw
+from ._stats import vs_raw
 
 RESULTS = Path(__file__).resolve().parent / "results"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -88,17 +88,12 @@ def one_batch(paths: dict[str, Any], n: str) -> str:
 
 
 def cpu(paths: dict[str, Any], n: str) -> str:
-    """CPU µs per token in the benchmark's process: raw's, then what the API, the magic and the
-    panel spent over the raw run next to them."""
-    raw = _at(paths, "raw", n) or {}
-    if raw.get("cpu_us_per_token") is None:
+    """CPU µs per token: raw's, then what the API, the magic and the panel spent over it."""
+    measured = _verdicts.cpu_per_token({"paths": paths}, n, ("api", "magic", "panel"))
+    if measured is None:
         return "-"
-    extra = [
-        f"{name} {cpu_vs_raw(section, raw):+.0f}"
-        for name in ("api", "magic", "panel")
-        if (section := _at(paths, name, n)) is not None
-    ]
-    return f"{raw['cpu_us_per_token']:.0f}; " + ", ".join(extra)
+    raw, extra = measured
+    return f"{raw:.0f}; " + ", ".join(f"{name} {'-' if v is None else f'{v:+.0f}'}" for name, v in extra)
 
 
 def table(files: list[Path]) -> str:

@@ -394,7 +394,7 @@ class Panel(PanelLayout):
 
 
 WORKER_IDLE_S = 60.0
-_END = "end"  # close(): the worker stops
+_END = object()  # close(): the worker stops
 
 
 def _serve(panel_ref: weakref.ref[Panel], jobs: queue.Queue[Any]) -> None:
