@@ -1,7 +1,7 @@
 """How the engine's child processes are started from a kernel or a script.
 
-vLLM starts its EngineCore with ``multiprocessing`` (spawn, see ``backends.local``). Two things
-about a plain spawn are wrong for vstream's users, and both are fixed only for the instant of
+vLLM starts its EngineCore with ``multiprocessing`` (spawn, see ``backends.local``). Four things
+about a plain spawn are wrong for vstream's users, and all are fixed only for the instant of
 each ``Process.start()`` while an engine is being built:
 
 * the child inherits fds 1 and 2; ipykernel forwards those to the notebook, so vLLM's progress
@@ -14,6 +14,9 @@ each ``Process.start()`` while an engine is being built:
   moves to a session of its own, and asks Linux to send it SIGTERM when the thread that
   started it ends (so a killed kernel leaves no engine behind); if vLLM's shutdown has not
   ended it a few seconds after the kernel died, the child kills its own session.
+* the first spawn also starts multiprocessing's resource tracker, which ignores SIGTERM. In the
+  kernel's process group it stalls ipykernel's shutdown (see ``_spawn_in_own_session``), so
+  every process spawned here starts in a session of its own.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ import contextlib
 import ctypes
 import functools
 import multiprocessing.process
+import multiprocessing.util
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 _lock = threading.Lock()
@@ -45,11 +49,32 @@ def engine_children(log: Path | None) -> Iterator[None]:
         with _lock, _main_path_hidden(), _stdio_to(log):
             original_start(process)
 
+    original_spawn = multiprocessing.util.spawnv_passfds
     multiprocessing.process.BaseProcess.start = start  # type: ignore[method-assign]
+    multiprocessing.util.spawnv_passfds = _spawn_in_own_session
     try:
         yield
     finally:
         multiprocessing.process.BaseProcess.start = original_start  # type: ignore[method-assign]
+        multiprocessing.util.spawnv_passfds = original_spawn
+
+
+def _spawn_in_own_session(path: str, args: list[str], passfds: Iterable[int]) -> int:
+    """``multiprocessing.util.spawnv_passfds``, with the child in a session of its own.
+
+    Besides the EngineCore this starts multiprocessing's resource tracker, which ignores SIGTERM.
+    Left in the kernel's process group, it keeps ipykernel's shutdown signalling and waiting
+    for it for seconds, until jupyter_client runs out of patience and SIGTERMs the kernel:
+    no exit handler runs, vstream's orderly engine shutdown included.
+    """
+    made_inheritable = [fd for fd in passfds if not os.get_inheritable(fd)]
+    for fd in made_inheritable:
+        os.set_inheritable(fd, True)
+    try:
+        return os.posix_spawn(path, list(args), os.environ, setsid=True)
+    finally:
+        for fd in made_inheritable:
+            os.set_inheritable(fd, False)
 
 
 @contextlib.contextmanager

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 import vstream
+from vstream import ipc_folder
 
 pytestmark = pytest.mark.engine
 
@@ -48,9 +52,26 @@ def test_status_when_ready_says_model_device_kv_and_mode(host):
     assert "ready" in str(status) and info.model in str(status)
 
 
+def _socket_folders():
+    """This process's engine socket folders, with what each holds."""
+    return {path: sorted(os.listdir(path)) for path in ipc_folder.owned_by(os.getpid())}
+
+
+def _stray_sockets():
+    """vLLM's socket files named straight in the temp folder (a uuid each)."""
+    temp = Path(tempfile.gettempdir())
+    return {p.name for p in temp.iterdir() if _UUID.match(p.name) and p.is_socket()}
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def test_restart_with_another_config_leaves_no_old_process_and_serves(host, capsys):
     old_pids = host.process_ids()
     assert _alive(old_pids)
+    old_folders = _socket_folders()
+    assert len(old_folders) == 1 and next(iter(old_folders.values())), old_folders  # the engine's sockets
+    strays = _stray_sockets()
     restarted = vstream.engine(gpu_memory_utilization=host.config.gpu_memory_utilization, max_model_len=2048)
     assert restarted is host
     assert "restarting the engine (max_model_len: None → 2048)" in capsys.readouterr().out
@@ -59,6 +80,11 @@ def test_restart_with_another_config_leaves_no_old_process_and_serves(host, caps
     assert host.info.max_model_len == 2048
     assert not set(host.process_ids()) & set(old_pids)
     assert host.generate("Hello", max_tokens=5).token_ids
+    # the old engine's socket folder went with it; the new engine has its own; nothing in /tmp
+    new_folders = _socket_folders()
+    assert len(new_folders) == 1 and not set(new_folders) & set(old_folders)
+    assert next(iter(new_folders.values()))
+    assert _stray_sockets() - strays == set()
 
 
 def test_unknown_engine_option_is_a_clear_error():
@@ -67,7 +93,7 @@ def test_unknown_engine_option_is_a_clear_error():
 
 
 SCRIPT = r"""
-import sys, time, psutil, vstream
+import os, sys, time, psutil, vstream
 host = vstream.engine(gpu_memory_utilization=0.1, model=sys.argv[1])
 try:
     host.wait_ready(timeout=600)
@@ -75,6 +101,7 @@ except vstream.EngineStartError as exc:
     print("START-FAILED:", exc)
     sys.exit(3)
 print("PIDS", *host.process_ids(), flush=True)
+print("SCRIPT", os.getpid(), flush=True)
 stream = host.stream("The key to happiness is", max_tokens=8, seed=0)
 print("TEXT", repr("".join(stream)), flush=True)
 # no shutdown() here: exiting the interpreter must stop the engine by itself
@@ -90,12 +117,14 @@ def test_plain_script_needs_no_main_guard_is_quiet_and_leaves_no_process(tmp_pat
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
     pids = [int(p) for p in lines[0].split()[1:]]
-    assert pids and lines[1].startswith("TEXT '")
+    script_pid = int(lines[1].split()[1])
+    assert pids and lines[2].startswith("TEXT '")
     # vLLM's INFO flood stays in the log file, not on the user's screen
     noise = [line for line in (run.stdout + run.stderr).splitlines() if "INFO" in line or "WARNING" in line]
     assert noise == []
     time.sleep(1)
     assert _alive(pids) == []
+    assert ipc_folder.owned_by(script_pid) == []
 
 
 def test_unknown_model_fails_fast_with_one_clear_message(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 import vstream
+from vstream import ipc_folder
 
 pytestmark = [pytest.mark.engine, pytest.mark.reliability]
 
@@ -83,6 +84,7 @@ def test_ending_a_kernel_leaves_no_engine_process(how):
     km, client, pids = _kernel_with_engine()
     kernel_pid = km.provisioner.process.pid
     assert _alive(pids)
+    assert ipc_folder.owned_by(kernel_pid)  # the engine's socket folder
     client.stop_channels()
     if how == "shutdown":
         km.shutdown_kernel(now=False)
@@ -94,6 +96,14 @@ def test_ending_a_kernel_leaves_no_engine_process(how):
     waited = 30 - (deadline - time.monotonic())
     print(f"\n{how}: kernel {kernel_pid}, engine processes {pids} gone after {waited:.1f} s")
     assert _alive(pids) == []
+    deadline = time.monotonic() + 30
+    while _alive([kernel_pid]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _alive([kernel_pid]) == []
+    if how == "hard restart":  # killed before any exit handler: the next engine start sweeps it
+        assert ipc_folder.owned_by(kernel_pid)
+        ipc_folder.sweep_orphans()
+    assert ipc_folder.owned_by(kernel_pid) == []  # the engine's socket folder is gone too
     if how == "hard restart":
         km.shutdown_kernel(now=True)
 

@@ -10,11 +10,12 @@ import asyncio
 import gc
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import psutil
 
-from .. import logs, spawning
+from .. import ipc_folder, logs, spawning
 from ..config import EngineConfig, cpu_model
 from ..errors import EngineDeadError, EngineStartError
 from ..models import resolve_model
@@ -33,6 +34,7 @@ class LocalBackend:
         self._engine: Any = None
         self._tokenizer: Any = None
         self._pids: list[int] = []
+        self._ipc_folder: Path | None = None
         self._sampling_params: Any = None
         self._delta: Any = None
         self._vllm_dead_error: type[BaseException] = RuntimeError
@@ -63,8 +65,12 @@ class LocalBackend:
         args = AsyncEngineArgs(**self._engine_kwargs(path))
         progress(f"starting the engine ({'eager' if self.config.enforce_eager else 'compiling, CUDA graphs'})")
         before = _child_pids()
+        self._ipc_folder = ipc_folder.create()
         try:
-            with spawning.engine_children(None if self.verbose else logs.log_file()):
+            with (
+                ipc_folder.sockets_in(self._ipc_folder),
+                spawning.engine_children(None if self.verbose else logs.log_file()),
+            ):
                 self._engine = AsyncLLM.from_engine_args(args)
         except Exception as exc:
             raise EngineStartError(_start_failure(exc)) from exc
@@ -205,6 +211,10 @@ class LocalBackend:
         return list(self._pids)
 
     async def shutdown(self) -> None:
+        # First, while it is sure to run: at kernel exit the rest may be cut short (engine.py).
+        # The engine's processes are connected already; the socket names are not needed anymore.
+        ipc_folder.remove(self._ipc_folder)
+        self._ipc_folder = None
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.shutdown()
