@@ -14,6 +14,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -140,9 +141,15 @@ class ServerRig:
         self._log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - open for the server's life
             prefix="vstream-bench-serve-", suffix=".log", delete=False
         )
+        # vLLM leaves its ZMQ socket files behind (in /tmp by default): give them a folder to go with.
+        self._socket_dir = tempfile.mkdtemp(prefix="vstream-bench-serve-")
         t0 = time.perf_counter()
         self._proc = subprocess.Popen(
-            self.command, stdout=self._log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            self.command,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            env={**env, "VLLM_RPC_BASE_PATH": self._socket_dir},
+            start_new_session=True,
         )
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="bench-openai", daemon=True).start()
@@ -178,6 +185,7 @@ class ServerRig:
         self._loop.call_soon_threadsafe(self._loop.stop)
         _stop(self._proc)
         self._log_file.close()
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

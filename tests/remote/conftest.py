@@ -77,6 +77,8 @@ class VllmServer:
 
     def start(self, timeout: float = 240.0) -> None:
         env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING", "VLLM_CONFIGURE_LOGGING": "1"}
+        # vLLM leaves its ZMQ socket files where this points (/tmp by default): keep them with the log.
+        env["VLLM_RPC_BASE_PATH"] = str(self.log_path.parent)
         started = time.monotonic()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
