@@ -52,13 +52,13 @@ def sockets_in(folder: Path | None) -> Iterator[None]:
         os.environ.pop(_VARIABLE, None)
 
 
-def remove(folder: Path | str | None) -> None:
+def remove(folder: Path | None) -> None:
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def owned_by(pid: int) -> list[Path]:
-    """The folders a process made (for tests and for `sweep_orphans`)."""
+    """The folders a process made (what the tests look at)."""
     return sorted(Path(tempfile.gettempdir()).glob(f"{PREFIX}{pid}-*"))
 
 

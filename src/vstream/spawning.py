@@ -115,6 +115,7 @@ def _stdio_to(log: Path | None) -> Iterator[None]:
 
 def _engine_process_main(parent_pid: int, target, *args, **kwargs):  # type: ignore[no-untyped-def]
     """Runs first in the engine's child process (it must be importable, hence module level)."""
+    # Spawned here, it leads a session already (EPERM); this covers a user's fork start method.
     with contextlib.suppress(OSError):
         os.setsid()
     _terminate_with_parent(parent_pid)
