@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vstream import options
+
 from ._stats import combine, summarise
 
 Log = Callable[[str], None]
@@ -84,9 +86,10 @@ def _wait_health(proc: subprocess.Popen[bytes], port: int, timeout: float) -> No
 async def _client_batch(
     client: Any, name: str, prompt: str, n: int, sampling: dict[str, Any]
 ) -> list[dict[str, Any]]:
+    # vLLM's own fields (top_k, min_p, ignore_eos, ...) named as vstream's remote backend names them.
     extra = {
         k: v
-        for k, v in sampling.items()
+        for k, v in options.server_body(sampling).items()
         if k not in ("max_tokens", "temperature", "top_p", "presence_penalty", "frequency_penalty")
     }
 

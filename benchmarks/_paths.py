@@ -29,13 +29,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vstream import options
+
 PROMPT = (
     "The key to happiness is"  # every stream of every path: the magic and panel take one prompt
 )
 
-# Everything the panel's controls send, at neutral values, so all paths ask for the same thing.
-NEUTRAL = {"top_p": 1.0, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0,
-           "presence_penalty": 0.0, "frequency_penalty": 0.0}  # fmt: skip
+# Everything the panel's controls send, at neutral values, so all paths ask for the same thing
+# (temperature, max_tokens and ignore_eos are set by sampling_for).
+NEUTRAL = {
+    o.name: o.neutral
+    for o in options.OPTIONS
+    if o.control is not None and o.control.kind in ("slider", "number", "check") and o.neutral is not None
+    and o.name not in ("temperature", "max_tokens", "ignore_eos")
+}
 
 _TEXT = re.compile(r'<pre class="vstream-text[^"]*"[^>]*>([^<]*)')
 

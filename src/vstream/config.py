@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from . import options
 from .errors import EngineConfigError, SamplingError
 from .models import EMBEDDED_MODEL
 
@@ -121,9 +122,9 @@ class EngineConfig:
 # --- sampling ---------------------------------------------------------------------------------
 
 # Like vLLM's streaming example, but with room for a paragraph (vLLM's own default is 16 tokens).
-DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.8, "top_p": 0.95, "max_tokens": 256}
+DEFAULT_SAMPLING: dict[str, Any] = dict(options.DEFAULTS)
 
-MAX_LOGPROBS = 20  # vLLM's default max_logprobs
+MAX_LOGPROBS = int(options.BY_NAME["logprobs"].high)  # vLLM's default max_logprobs
 MAX_STOP_STRINGS = 16
 
 
@@ -189,23 +190,28 @@ def _check_text(name: str, text: str) -> None:
         ) from None
 
 
-_VALIDATORS = {
-    "temperature": lambda v: _real("temperature", v, 0.0, 100.0, hint=" (0 means greedy)"),
-    "top_p": lambda v: _real("top_p", v, 0.0, 1.0, low_open=True),
-    "top_k": lambda v: _integer("top_k", v, -1, math.inf, extra=" (-1 or 0 disable it)"),
-    "min_p": lambda v: _real("min_p", v, 0.0, 1.0),
-    "max_tokens": lambda v: _integer("max_tokens", v, 1, math.inf),
-    "min_tokens": lambda v: _integer("min_tokens", v, 0, math.inf),
-    "seed": lambda v: None if v is None else _integer("seed", v, 0, 2**63 - 1),
-    "stop": lambda v: None if v is None else _stop(v),
-    "repetition_penalty": lambda v: _real("repetition_penalty", v, 0.0, 10.0, low_open=True),
-    "presence_penalty": lambda v: _real("presence_penalty", v, -2.0, 2.0),
-    "frequency_penalty": lambda v: _real("frequency_penalty", v, -2.0, 2.0),
-    "ignore_eos": lambda v: _flag("ignore_eos", v),
-    "logprobs": lambda v: None if v is None else _integer("logprobs", v, 0, MAX_LOGPROBS),
-}
+def _check(option: options.Option, value: Any) -> Any:
+    """One option's value, checked by its row's kind and bounds (None: not sent)."""
+    kind, name = option.kind, option.name
+    if kind == options.REAL:
+        return _real(name, value, option.low, option.high, low_open=option.low_open, hint=option.hint)
+    if kind == options.INT:
+        return _integer(name, value, int(option.low), option.high, extra=option.hint)
+    if kind == options.OPTIONAL_INT:
+        return None if value is None else _integer(name, value, int(option.low), option.high, extra=option.hint)
+    if kind == options.FLAG:
+        return _flag(name, value)
+    if kind == options.STOP:
+        return None if value is None else _stop(value)
+    raise AssertionError(f"option {name!r} has a kind config does not check: {kind!r}")
 
-SAMPLING_PARAMETERS = tuple(_VALIDATORS)
+
+SAMPLING_PARAMETERS = options.NAMES
+# Options that exclude each other (one structured-output constraint per request).
+_GROUPS = [
+    tuple(o.name for o in options.OPTIONS if o.group == group)
+    for group in dict.fromkeys(o.group for o in options.OPTIONS if o.group)
+]
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -220,7 +226,13 @@ def validate_sampling(params: Mapping[str, Any], *, max_model_len: int | None = 
     if problem:
         raise SamplingError(f"{problem}; known: {', '.join(SAMPLING_PARAMETERS)}")
     merged = {**DEFAULT_SAMPLING, **params}
-    checked = {name: _VALIDATORS[name](value) for name, value in merged.items()}
+    checked = {name: _check(options.BY_NAME[name], value) for name, value in merged.items()}
+    for group in _GROUPS:
+        given = [name for name in group if checked.get(name) is not None]
+        if len(given) > 1:
+            raise SamplingError(
+                f"{given[0]} and {given[1]} cannot be used together: give at most one of {', '.join(group)}"
+            )
     if max_model_len is not None and checked["max_tokens"] > max_model_len:
         raise SamplingError(
             f"max_tokens must be ≤ the model's context of {max_model_len} tokens, got {checked['max_tokens']}"

@@ -17,43 +17,48 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Dict, Float, Unicode
 
-from . import escapes, render
+from . import escapes, options, render
 from .config import validate_sampling
 from .engine import READY, STARTING, EngineHost, engine
 from .errors import EngineConfigError, EngineStartError, SamplingError, VStreamError
 from .refresher import follow
 from .streaming import Stream
 
-# magic option → sampling parameter, for options whose names differ
-_SAMPLING_OPTIONS = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "min_p": "min_p",
-    "max_tokens": "max_tokens",
-    "seed": "seed",
-    "stop": "stop",
-    "repetition_penalty": "repetition_penalty",
-    "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-    "logprobs": "logprobs",
-    "ignore_eos": "ignore_eos",
-}
 MAX_SAMPLES = 8
-
-
-def _option(parameter: str) -> str:
-    return "--" + parameter.replace("_", "-")
 
 
 def _usage_error(exc: Exception) -> UsageError:
     """Rephrase a validation error in terms of the magic's option names."""
     message = str(exc)
-    for parameter in sorted(_SAMPLING_OPTIONS, key=len, reverse=True):
-        if message.startswith(parameter + " "):
-            message = _option(parameter) + message[len(parameter) :]
+    for option in sorted(options.OPTIONS, key=lambda o: len(o.name), reverse=True):
+        if option.flag and message.startswith(option.name + " "):
+            message = option.flag + message[len(option.name) :]
             break
     return UsageError(message)
+
+
+def _argument_for(option: options.Option) -> argument:
+    """The ``%%vstream`` argument of one request option, from its row."""
+    bounds = option.bounds()
+    text = option.help + (f" In {bounds}." if bounds.startswith(("[", "(")) else f" {bounds}." if bounds else "")
+    kwargs: dict[str, Any] = {"dest": option.name, "help": text}
+    if option.kind == options.REAL:
+        kwargs["type"] = float
+    elif option.kind in (options.INT, options.OPTIONAL_INT):
+        kwargs["type"] = int
+    elif option.kind == options.FLAG:
+        kwargs.update(action="store_true", default=None)
+    elif option.kind in (options.STOP, options.CHOICE):
+        kwargs["action"] = "append"
+    return argument(*option.flags, **kwargs)
+
+
+def request_arguments(func: Any) -> Any:
+    """Decorate a magic with an argument per option row that has a flag, in the table's order."""
+    for option in reversed(options.OPTIONS):  # decorators apply bottom-up
+        if option.flags:
+            func = _argument_for(option)(func)
+    return func
 
 
 @magics_class
@@ -70,22 +75,12 @@ class VStreamMagics(Magics):
 
     # --- %%vstream ------------------------------------------------------------------------------
 
-    @magic_arguments()
-    @argument("--temperature", "-t", type=float, help="Sampling temperature, ≥ 0 (0 = greedy).")
-    @argument("--top-p", type=float, help="Nucleus sampling: keep the smallest set of tokens with mass ≥ p, in (0, 1].")
-    @argument("--top-k", type=int, help="Keep the k most likely tokens (-1 or 0: all).")
-    @argument("--min-p", type=float, help="Drop tokens with probability < min-p × the top token's, in [0, 1].")
-    @argument("--max-tokens", "-m", type=int, help="Most tokens to generate (≥ 1).")
-    @argument("--seed", type=int, help="Per-request seed, for reproducible samples.")
-    @argument("--stop", action="append", help="Stop string (repeat for several); \\n, \\t, \\s escapes.")
-    @argument("--repetition-penalty", type=float, help="> 0; above 1 discourages repeats.")
-    @argument("--presence-penalty", type=float, help="In [-2, 2].")
-    @argument("--frequency-penalty", type=float, help="In [-2, 2].")
-    @argument("--ignore-eos", action="store_true", default=None, help="Keep going past the end-of-sequence token.")
+    # The usage line reads "%%vstream" (magic_arguments would name it after the method).
+    @magic_arguments("%vstream")
+    @request_arguments
     @argument("--chat", "-c", action="store_true", help="Apply the model's chat template to the prompt.")
     @argument("--system", "-s", help="System prompt (implies --chat).")
     @argument("--samples", "-n", type=int, default=1, help=f"Stream N samples side by side, 1..{MAX_SAMPLES}.")
-    @argument("--logprobs", type=int, help="Colour tokens by probability; hover shows the top K (0..20).")
     @argument("--out", "-o", help="Store the finished Stream (a list with -n > 1) in this variable.")
     @argument("--model", help="Switch the engine to this model (restarts it).")
     @argument("--no-interpolate", action="store_true", help="Leave {name} placeholders in the prompt as they are.")
@@ -123,10 +118,10 @@ class VStreamMagics(Magics):
 
     def _sampling_from(self, args: Any) -> dict[str, Any]:
         sampling = dict(self.defaults)
-        for option, parameter in _SAMPLING_OPTIONS.items():
-            value = getattr(args, option, None)
+        for option in options.OPTIONS:
+            value = getattr(args, option.name, None)
             if value is not None:
-                sampling[parameter] = value
+                sampling[option.name] = value
         try:
             validate_sampling(sampling)
         except SamplingError as exc:

@@ -1,56 +1,62 @@
-"""One column's sampling controls: sliders, inputs, seed (random or fixed), stop strings, presets.
+"""One column's sampling controls, built from the option table: a widget per row, plus presets.
 
-Sliders use ``continuous_update=False`` (a value is sent when the handle is released, not per
-pixel). Values are read when Generate is pressed and checked by ``validate_sampling``, so a bad
-typed value becomes an error message in the panel naming the parameter and its range.
+Each row of ``options.OPTIONS`` names its control (slider, number, checkbox, seed, stop
+strings, output format); this module turns the spec into a widget, as ipywidgets'
+``widget_from_tuple`` does. Sliders use ``continuous_update=False`` (a value is sent when the
+handle is released, not per pixel). Values are read when Generate is pressed and checked by
+``validate_sampling``, so a bad typed value becomes an error message in the panel naming the
+parameter and its range.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import ipywidgets as w
 
-from . import render
+from . import options, render
 from .config import DEFAULT_SAMPLING, validate_sampling
 from .errors import SamplingError
 from .panel_export import clean, format_stop, parse_stop
-from .panel_presets import PRESET_KEYS, PresetStore
+from .panel_presets import PresetStore
 
 CUSTOM = "(custom)"
+FREE_TEXT = "free text"
 _STYLE = {"description_width": "128px"}
 _ROW = w.Layout(width="100%", max_width="520px")
 
-
-# The controls that hold one number each, read and written by name.
-_NUMERIC_CONTROLS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "max_tokens",
-    "repetition_penalty",
-    "presence_penalty",
-    "frequency_penalty",
-)
+# The rows each kind of control serves.
+_VALUE_KINDS = ("slider", "number", "check")
+_FORMAT_ROWS = tuple(o for o in options.OPTIONS if o.control is not None and o.control.kind == "format")
+_FORMAT_LABELS = {"json_schema": "JSON schema", "regex": "regex", "choice": "choice", "grammar": "grammar"}
+_FORMAT_HINTS = {
+    "json_schema": '{"type": "object", "properties": {...}}',
+    "regex": r"e.g. [A-Z][a-z]+ \d{4}",
+    "choice": r"comma-separated: yes, no, maybe (\, for a comma)",
+    "grammar": "an EBNF/GBNF grammar, e.g. root ::= \"yes\" | \"no\"",
+}
 
 
-def _slider(
-    kind: type,
-    description: str,
-    value: float,
-    low: float,
-    high: float,
-    step: float,
-    fmt: str,
-    tip: str,
-) -> Any:
-    return kind(
-        value=value, min=low, max=high, step=step, description=description, readout_format=fmt,
-        continuous_update=False, style=_STYLE, layout=_ROW, description_tooltip=tip,
-    )  # fmt: skip
+def _value_widget(option: options.Option, value: Any) -> Any:
+    control = option.control
+    assert control is not None
+    common = {"description": control.label or option.name, "style": _STYLE, "layout": _ROW}
+    if control.tip:
+        common["description_tooltip"] = control.tip
+    if control.kind == "slider":
+        low = option.low if control.low is None else control.low
+        high = option.high if control.high is None else control.high
+        return w.FloatSlider(
+            value=value, min=low, max=high, step=control.step, readout_format=control.fmt,
+            continuous_update=False, **common,
+        )  # fmt: skip
+    if control.kind == "number":
+        return w.IntText(value=value, **common)
+    return w.Checkbox(value=bool(value), indent=True, **common)
 
 
 class SamplingControls:
@@ -67,60 +73,43 @@ class SamplingControls:
         self.last_seed: int | None = None
         self._applying = False
         initial = {**DEFAULT_SAMPLING, **(initial or {})}
-        known = set(PRESET_KEYS)
-        # Settings without a control (ignore_eos, min_tokens, ...) pass through unchanged.
-        self.extra = {k: v for k, v in initial.items() if k not in known and k != "logprobs"}
+        # Rows whose control belongs to the whole panel (the logprob view) are not a column's.
+        self.extra = {k: v for k, v in initial.items() if k != "logprobs" and not _column_control(k)}
 
         self.preset = w.Dropdown(
-            options=[CUSTOM, *store.names()],
-            value=CUSTOM,
-            description="preset",
-            style=_STYLE,
-            layout=_ROW,
+            options=[CUSTOM, *store.names()], value=CUSTOM, description="preset", style=_STYLE, layout=_ROW
         )
-        self.temperature = _slider(
-            w.FloatSlider, "temperature", 0.8, 0.0, 2.0, 0.05, ".2f", "0 = greedy"
-        )
-        self.top_p = _slider(
-            w.FloatSlider, "top-p", 0.95, 0.0, 1.0, 0.01, ".2f", "nucleus sampling, in (0, 1]"
-        )
-        self.top_k = w.IntText(
-            value=-1, description="top-k", style=_STYLE, layout=_ROW, description_tooltip="-1 = off"
-        )
-        self.min_p = _slider(w.FloatSlider, "min-p", 0.0, 0.0, 1.0, 0.01, ".2f", "0 = off")
-        self.max_tokens = w.IntText(value=256, description="max tokens", style=_STYLE, layout=_ROW)
-        self.repetition_penalty = _slider(
-            w.FloatSlider, "repetition pen.", 1.0, 0.5, 2.0, 0.05, ".2f", "1 = off"
-        )
-        self.presence_penalty = _slider(
-            w.FloatSlider, "presence pen.", 0.0, -2.0, 2.0, 0.1, ".1f", "0 = off"
-        )
-        self.frequency_penalty = _slider(
-            w.FloatSlider, "frequency pen.", 0.0, -2.0, 2.0, 0.1, ".1f", "0 = off"
-        )
-        self.seed_mode = w.ToggleButtons(
-            options=["random", "fixed"], value="random", style={"button_width": "80px"}
-        )
-        self.seed = w.IntText(
-            value=0,
-            layout=w.Layout(width="120px"),
-            description_tooltip="used when the seed is fixed; shows the last random seed",
-        )
-        self.stop = w.Text(
-            value="",
-            description="stop",
-            placeholder=r"comma-separated; \n newline, \, comma",
-            style=_STYLE,
-            layout=_ROW,
-        )
+        # One widget per value row, named after its option (self.temperature, self.max_tokens, ...).
+        self._values: dict[str, Any] = {}
+        rows: list[Any] = [self.preset]
+        for option in options.OPTIONS:
+            kind = option.control.kind if option.control is not None else None
+            if kind in _VALUE_KINDS:
+                start = next(v for v in (option.default, option.neutral, option.low) if v is not None)
+                widget = _value_widget(option, start)
+                self._values[option.name] = widget
+                setattr(self, option.name, widget)
+                rows.append(widget)
+            elif kind == "seed":
+                rows.append(self._seed_row())
+            elif kind == "stop":
+                self.stop = w.Text(
+                    value="", description="stop", placeholder=r"comma-separated; \n newline, \, comma",
+                    style=_STYLE, layout=_ROW,
+                )  # fmt: skip
+                rows.append(self.stop)
+            elif kind == "format" and option is _FORMAT_ROWS[0]:
+                rows.append(self._format_row())
         self.preset_name = w.Text(placeholder="name", layout=w.Layout(width="130px"))
         self.save = w.Button(description="save preset", icon="save", layout=w.Layout(width="120px"))
         self.message = w.HTML()
+        rows += [w.HBox([self.preset_name, self.save]), self.message]
 
-        for name in ("preset", *PRESET_KEYS, "seed_mode"):
-            getattr(self, name).add_class(
-                f"vstream-ctl-{name.replace('_', '-')}"
-            )  # stable browser-test hooks
+        hooks = {"preset": self.preset, **self._values, "seed_mode": self.seed_mode, "stop": self.stop}
+        if _FORMAT_ROWS:
+            hooks.update(output_format=self.output_format, format_spec=self.format_spec)
+        for name, widget in hooks.items():
+            widget.add_class(f"vstream-ctl-{name.replace('_', '-')}")  # stable browser-test hooks
         self.apply(initial)
         if preset is not None:
             self.preset.value = preset
@@ -130,43 +119,48 @@ class SamplingControls:
             control.observe(self._on_edit, "value")
         self.save.on_click(self._on_save)
         store.on_change(self._refresh_presets)
+        self.box = w.VBox(rows, layout=w.Layout(width="100%"))
 
-        self.box = w.VBox(
-            [
-                self.preset,
-                self.temperature,
-                self.top_p,
-                self.top_k,
-                self.min_p,
-                self.max_tokens,
-                self.repetition_penalty,
-                self.presence_penalty,
-                self.frequency_penalty,
-                w.HBox(
-                    [
-                        w.Label(
-                            "seed",
-                            layout=w.Layout(
-                                width="132px", justify_content="flex-end", padding="0 8px 0 0"
-                            ),
-                        ),
-                        self.seed_mode,
-                        self.seed,
-                    ]
-                ),
-                self.stop,
-                w.HBox([self.preset_name, self.save]),
-                self.message,
-            ],
-            layout=w.Layout(width="100%"),
+    def _seed_row(self) -> w.HBox:
+        self.seed_mode = w.ToggleButtons(options=["random", "fixed"], value="random", style={"button_width": "80px"})
+        self.seed = w.IntText(
+            value=0,
+            layout=w.Layout(width="120px"),
+            description_tooltip="used when the seed is fixed; shows the last random seed",
         )
+        label = w.Label("seed", layout=w.Layout(width="132px", justify_content="flex-end", padding="0 8px 0 0"))
+        return w.HBox([label, self.seed_mode, self.seed])
+
+    def _format_row(self) -> w.VBox:
+        """The output-format control: free text, or one structured-output constraint and its spec."""
+        choices = [(FREE_TEXT, "")] + [(_FORMAT_LABELS.get(o.name, o.name), o.name) for o in _FORMAT_ROWS]
+        self.output_format = w.Dropdown(
+            options=choices, value="", description="output format", style=_STYLE, layout=_ROW,
+            description_tooltip="constrain the answer: JSON fitting a schema, a regex, one of a few choices, a grammar",
+        )  # fmt: skip
+        self.format_spec = w.Textarea(
+            value="", rows=3, continuous_update=False, layout=w.Layout(width="100%", max_width="520px", display="none")
+        )
+        self.output_format.observe(lambda _c: self._sync_format(), "value")
+        return w.VBox([self.output_format, self.format_spec])
+
+    def _sync_format(self) -> None:
+        kind = self.output_format.value
+        self.format_spec.layout.display = None if kind else "none"
+        self.format_spec.placeholder = _FORMAT_HINTS.get(kind, "")
 
     def _controls(self) -> list[Any]:
-        return [
-            self.temperature, self.top_p, self.top_k, self.min_p, self.max_tokens,
-            self.repetition_penalty,
-            self.presence_penalty, self.frequency_penalty, self.seed_mode, self.seed, self.stop,
-        ]  # fmt: skip
+        extra = [self.output_format, self.format_spec] if _FORMAT_ROWS else []
+        return [*self._values.values(), self.seed_mode, self.seed, self.stop, *extra]
+
+    @contextlib.contextmanager
+    def _quietly(self) -> Iterator[None]:
+        """Change widgets without the change counting as the user's edit (like ``hold_sync``)."""
+        outer, self._applying = self._applying, True
+        try:
+            yield
+        finally:
+            self._applying = outer
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -176,15 +170,25 @@ class SamplingControls:
             stop = parse_stop(self.stop.value)
         except ValueError as exc:
             raise SamplingError(str(exc)) from None
-        values: dict[str, Any] = {
-            name: clean(getattr(self, name).value)
-            for name in _NUMERIC_CONTROLS
-        }
+        values: dict[str, Any] = {name: clean(widget.value) for name, widget in self._values.items()}
         if stop:
             values["stop"] = stop
         if self.seed_mode.value == "fixed":
             values["seed"] = self.seed.value
+        values.update(self._format_setting())
         return {**values, **self.extra}
+
+    def _format_setting(self) -> dict[str, Any]:
+        kind = self.output_format.value if _FORMAT_ROWS else ""
+        if not kind:
+            return {}
+        text = self.format_spec.value
+        if options.BY_NAME[kind].kind == options.CHOICE:
+            try:
+                return {kind: parse_stop(text)}
+            except ValueError as exc:
+                raise SamplingError(str(exc).replace("stop:", "choice:")) from None
+        return {kind: text}
 
     def sampling(self, *, logprobs: int | None = None, draw_seed: bool = True) -> dict[str, Any]:
         """Checked settings for one request; random mode draws a seed (shown, so it can be kept)."""
@@ -198,29 +202,28 @@ class SamplingControls:
             values["seed"] = self.last_seed
         checked = validate_sampling(values)
         if draw_seed and self.seed_mode.value == "random":
-            self._applying = True
-            try:
+            with self._quietly():
                 self.seed.value = self.last_seed  # shows which seed made this answer
-            finally:
-                self._applying = False
         return checked
 
     # --- writing --------------------------------------------------------------------------------
 
     def apply(self, settings: Mapping[str, Any]) -> None:
         """Set the controls named in ``settings`` (a preset or keyword arguments)."""
-        self._applying = True
-        try:
-            for name in _NUMERIC_CONTROLS:
+        with self._quietly():
+            for name, widget in self._values.items():
                 if name in settings and settings[name] is not None:
-                    getattr(self, name).value = settings[name]
+                    widget.value = settings[name]
             if "stop" in settings:
                 stop = settings["stop"] or []
                 self.stop.value = format_stop([stop] if isinstance(stop, str) else stop)
             if settings.get("seed") is not None:
                 self.seed.value, self.seed_mode.value = int(settings["seed"]), "fixed"
-        finally:
-            self._applying = False
+            for option in _FORMAT_ROWS:
+                value = settings.get(option.name)
+                if value is not None:
+                    self.output_format.value = option.name
+                    self.format_spec.value = _spec_text(option, value)
 
     def _apply_preset(self, name: str) -> None:
         self.apply(self.store.get(name))
@@ -235,21 +238,15 @@ class SamplingControls:
 
     def _on_edit(self, _change: dict[str, Any]) -> None:
         if not self._applying and self.preset.value != CUSTOM:
-            self._applying = True
-            try:
+            with self._quietly():
                 self.preset.value = CUSTOM  # the values no longer match the preset's name
-            finally:
-                self._applying = False
 
     def _on_save(self, _button: Any = None) -> None:
         try:
             name = self.preset_name.value
             self.store.save(name, self.settings())
-            self._applying = True
-            try:
+            with self._quietly():
                 self.preset.value = name.strip()
-            finally:
-                self._applying = False
             self.preset_name.value = ""
             self.message.value = (
                 '<span style="color:var(--jp-ui-font-color2,#666)">'
@@ -260,12 +257,9 @@ class SamplingControls:
 
     def _refresh_presets(self) -> None:
         current = self.preset.value
-        self._applying = True
-        try:
+        with self._quietly():
             self.preset.options = [CUSTOM, *self.store.names()]
             self.preset.value = current if current in self.preset.options else CUSTOM
-        finally:
-            self._applying = False
 
     @property
     def label(self) -> str:
@@ -275,6 +269,21 @@ class SamplingControls:
         self.box.close()
         for widget in (*self._controls(), self.preset, self.preset_name, self.save, self.message):
             widget.close()
+
+
+def _column_control(name: str) -> bool:
+    control = options.BY_NAME[name].control if name in options.BY_NAME else None
+    return control is not None and control.kind != "panel"
+
+
+def _spec_text(option: options.Option, value: Any) -> str:
+    """A structured-output value as the spec field shows it."""
+    if option.kind == options.CHOICE:
+        return format_stop(list(value))
+    if option.kind == options.SCHEMA and not isinstance(value, str):
+        schema = value.model_json_schema() if hasattr(value, "model_json_schema") else value
+        return json.dumps(schema, indent=1, ensure_ascii=False)
+    return str(value)
 
 
 def _error(exc: BaseException) -> str:

@@ -8,39 +8,20 @@ shared with the panel's stop field: ``\\n`` newline, ``\\t`` tab, ``\\r`` return
 
 from __future__ import annotations
 
+import json
 import pprint
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import options
 from .config import SAMPLING_PARAMETERS
 from .escapes import ESCAPES as _ESCAPES
 
-# Values that change nothing: left out of exported code unless listed in ALWAYS.
-NEUTRAL: dict[str, Any] = {
-    "top_k": -1,
-    "min_p": 0.0,
-    "min_tokens": 0,
-    "repetition_penalty": 1.0,
-    "presence_penalty": 0.0,
-    "frequency_penalty": 0.0,
-    "ignore_eos": False,
-}
-ALWAYS = ("temperature", "top_p", "max_tokens")  # shown even at their defaults: they say what ran
-
-# The %%vstream options (src/vstream/magics.py); others exist only in the Python call.
-MAGIC_OPTIONS = {
-    "temperature": "--temperature",
-    "top_p": "--top-p",
-    "top_k": "--top-k",
-    "min_p": "--min-p",
-    "max_tokens": "--max-tokens",
-    "seed": "--seed",
-    "repetition_penalty": "--repetition-penalty",
-    "presence_penalty": "--presence-penalty",
-    "frequency_penalty": "--frequency-penalty",
-    "logprobs": "--logprobs",
-}
-
+# Values that change nothing: left out of exported code unless the row says ``always``.
+NEUTRAL: dict[str, Any] = {o.name: o.neutral for o in options.OPTIONS if o.neutral is not None}
+ALWAYS = tuple(o.name for o in options.OPTIONS if o.always)  # shown even at their defaults: they say what ran
+# The %%vstream options (src/vstream/magics.py builds them from the same rows).
+MAGIC_OPTIONS = {o.name: o.flag for o in options.OPTIONS if o.flag}
 
 
 def number(value: Any) -> str:
@@ -119,7 +100,7 @@ def essential(sampling: Mapping[str, Any]) -> dict[str, Any]:
         if name in ALWAYS or name not in NEUTRAL or value != NEUTRAL[name]:
             if name == "stop" and not value:
                 continue
-            out[name] = list(value) if name == "stop" else value
+            out[name] = list(value) if isinstance(value, (list, tuple)) else value
     return out
 
 
@@ -135,8 +116,8 @@ def magic_cell(
 ) -> str:
     """The ``%%vstream`` cell that sends ``prompt`` with these settings.
 
-    Settings the magic has no option for (e.g. ``ignore_eos``) are listed in
-    ``magic_unsupported``; the Python call carries them.
+    Settings the magic cannot carry are listed in ``magic_unsupported``; the Python call
+    carries them.
     """
     args = ["%%vstream"]
     if chat:
@@ -144,16 +125,53 @@ def magic_cell(
     if system:
         args += ["--system", quote(escape_value(system))]
     for name, value in essential(sampling).items():
-        if name == "stop":
-            for stop in value:
-                args += ["--stop", quote(escape_value(stop))]
-        elif name in MAGIC_OPTIONS:
-            args += [MAGIC_OPTIONS[name], number(value)]
+        words = _magic_words(options.BY_NAME[name], value)
+        if words is not None:
+            args += words
     return " ".join(args) + "\n" + prompt
 
 
+def _magic_words(option: options.Option, value: Any) -> list[str] | None:
+    """The option as ``%%vstream`` words, or None where the magic cannot say it."""
+    flag = option.flag
+    if flag is None:
+        return None
+    kind = option.kind
+    if kind == options.FLAG:
+        return [flag] if value else []
+    if kind in (options.STOP, options.CHOICE):
+        words = []
+        for item in value:
+            quoted = _quoted(escape_value(item))
+            if quoted is None:
+                return None
+            words += [flag, quoted]
+        return words
+    if kind == options.SCHEMA:
+        quoted = _quoted(json.dumps(value, ensure_ascii=False))
+    elif kind == options.REGEX:
+        quoted = None if "\n" in value else _quoted(value)  # the magic reads a regex as typed
+    elif kind == options.GRAMMAR:
+        quoted = _quoted(escape_value(value))
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        quoted = number(value)
+    else:
+        quoted = _quoted(str(value))
+    return None if quoted is None else [flag, quoted]
+
+
+def _quoted(value: str) -> str | None:
+    """``quote(value)``, or None when the value holds both kinds of quote (the magic can't)."""
+    return None if "'" in value and '"' in value else quote(value)
+
+
 def magic_unsupported(sampling: Mapping[str, Any]) -> list[str]:
-    return [name for name in essential(sampling) if name != "stop" and name not in MAGIC_OPTIONS]
+    """The settings a ``%%vstream`` cell cannot carry (the Python export has them)."""
+    return [
+        name
+        for name, value in essential(sampling).items()
+        if _magic_words(options.BY_NAME[name], value) is None
+    ]
 
 
 def _kwargs(sampling: Mapping[str, Any], chat: bool, system: str | None) -> list[str]:

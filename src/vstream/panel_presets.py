@@ -18,16 +18,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import options
 from .config import validate_sampling
 from .errors import SamplingError
 
-_STYLE_NEUTRAL = {
-    "top_k": -1,
-    "min_p": 0.0,
-    "repetition_penalty": 1.0,
-    "presence_penalty": 0.0,
-    "frequency_penalty": 0.0,
-}
+# Built-ins reset the "shape" of sampling; they leave max_tokens, seed, stop and the output format alone.
+_STYLE_NEUTRAL = {o.name: o.neutral for o in options.OPTIONS if o.style}
 
 BUILTIN: dict[str, dict[str, Any]] = {
     "greedy": {**_STYLE_NEUTRAL, "temperature": 0.0, "top_p": 1.0},
@@ -48,11 +44,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
     },
 }
 
-# What a user preset may hold: the panel's sampling controls.
-PRESET_KEYS = (
-    "temperature", "top_p", "top_k", "min_p", "max_tokens", "seed", "stop",
-    "repetition_penalty", "presence_penalty", "frequency_penalty",
-)  # fmt: skip
+# What a user preset may hold: the panel's per-column settings.
+PRESET_KEYS = tuple(o.name for o in options.OPTIONS if o.preset)
 
 
 def default_path() -> Path:

@@ -80,7 +80,8 @@ def test_logprobs_colour_each_token(shell):
     ("line", "message"),
     [
         ("--top-p 0", "--top-p must be a number in (0, 1], got 0"),
-        ("--temperature -1", "--temperature must be a number in [0, 100]"),
+        ("--temperature -1", "--temperature must be a number in [0, 2]"),
+        ("--temperature 5", "--temperature must be a number in [0, 2]"),
         ("--max-tokens 0", "--max-tokens must be an integer ≥ 1"),
         ("--max-tokens 100000", "--max-tokens must be ≤"),
         ("--samples 99", "--samples must be an integer in [1, 8]"),

@@ -94,10 +94,13 @@ def test_magic_cell_options_parse_back_with_the_magics_own_parser():
 
 
 def test_settings_the_magic_lacks_are_reported():
-    assert magic_unsupported({"temperature": 1.0, "ignore_eos": True, "min_tokens": 3}) == [
-        "min_tokens",
-        "ignore_eos",
-    ]
+    # Every option has a flag now (min_tokens and ignore_eos included); what a cell still cannot
+    # carry is a value holding both kinds of quote.
+    assert magic_unsupported({"temperature": 1.0, "ignore_eos": True, "min_tokens": 3}) == []
+    cell = magic_cell("hi", {"temperature": 1.0, "ignore_eos": True, "min_tokens": 3})
+    assert "--ignore-eos" in cell and "--min-tokens 3" in cell
+    assert magic_unsupported({"stop": ["it's \"x\""]}) == ["stop"]
+    assert "--stop" not in magic_cell("hi", {"stop": ["it's \"x\""]})
 
 
 def test_python_export_is_valid_code_with_one_call_per_column():
@@ -140,7 +143,8 @@ def test_user_presets_persist_and_bad_ones_are_refused(tmp_path):
     assert PresetStore(path).get("mine") == {
         "temperature": 0.2,
         "top_p": 0.5,
-    }  # only control values kept
+        "ignore_eos": True,
+    }  # only a column's control values kept: the logprob view is the whole panel's
     with pytest.raises(SamplingError, match="top_p"):
         store.save("bad", {"top_p": 0.0})
     with pytest.raises(SamplingError, match="built-in"):

@@ -7,7 +7,8 @@ import pytest
 from vstream import SamplingError, validate_sampling
 
 BAD = [
-    ({"temperature": -1}, "temperature must be a number in [0, 100]"),
+    ({"temperature": -1}, "temperature must be a number in [0, 2]"),
+    ({"temperature": 5.0}, "temperature must be a number in [0, 2], got 5.0"),  # vLLM's bound
     ({"temperature": math.nan}, "temperature must be a finite number"),
     ({"temperature": math.inf}, "temperature must be a finite number"),
     ({"temperature": "hot"}, "temperature must be a finite number"),

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .. import options
 from ..config import EngineConfig
 from ..errors import EngineStartError, VStreamError
 from ..streaming import CANCELLED, ERROR, Stream, TokenLogprob
@@ -31,24 +32,6 @@ from .base import EngineInfo, Progress, PromptSpec, RenderedPrompt
 
 # connect() passes this as the model when none is named: use the server's (first) model.
 AUTO_MODEL = "auto"
-
-# Sampling settings the completions endpoint takes under the same names (vLLM's extensions
-# included: top_k, min_p, min_tokens, repetition_penalty, ignore_eos).
-_SAMPLING_FIELDS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "max_tokens",
-    "min_tokens",
-    "seed",
-    "stop",
-    "repetition_penalty",
-    "presence_penalty",
-    "frequency_penalty",
-    "ignore_eos",
-    "logprobs",
-)
 
 CONNECT_TIMEOUT_S = 10.0
 # Longest silence between two chunks of a stream (a busy classroom server queues requests).
@@ -238,7 +221,9 @@ class RemoteBackend:
             "stream_options": {"include_usage": True},
             "return_token_ids": True,
         }
-        body.update({k: v for k, v in sampling.items() if k in _SAMPLING_FIELDS})
+        # Each option's server field comes from its row (vLLM's extensions included: top_k, min_p,
+        # min_tokens, repetition_penalty, ignore_eos, structured_outputs).
+        body.update(options.server_body(sampling))
         return body
 
     async def run(self, stream: Stream, prompt: RenderedPrompt, sampling: dict[str, Any]) -> None:
