@@ -114,7 +114,7 @@ class VStreamMagics(Magics):
         if args.out is not None:
             # Stored before streaming, so an interrupted cell still leaves the partial result.
             self.shell.user_ns[args.out] = streams[0] if samples == 1 else streams
-        self._show(streams, logprobs=args.logprobs is not None)
+        self._show(streams, logprobs=args.logprobs is not None, chat_hint=None if chat else "add --chat")
 
     def _sampling_from(self, args: Any) -> dict[str, Any]:
         sampling = dict(self.defaults)
@@ -142,19 +142,25 @@ class VStreamMagics(Magics):
         except (SamplingError, ValueError) as exc:
             raise _usage_error(exc) from None
 
-    def _show(self, streams: list[Stream], *, logprobs: bool) -> None:
-        handle = display(self._bundle(streams, logprobs), raw=True, display_id=True)
+    def _show(self, streams: list[Stream], **view: Any) -> None:
+        handle = display(self._bundle(streams, **view), raw=True, display_id=True)
 
         def paint(final: bool) -> None:
-            handle.update(self._bundle(streams, logprobs), raw=True)
+            handle.update(self._bundle(streams, **view), raw=True)
 
         follow(streams, paint, rate=self.update_rate)
 
     @staticmethod
-    def _bundle(streams: list[Stream], logprobs: bool) -> dict[str, str]:
+    def _bundle(streams: list[Stream], *, logprobs: bool, chat_hint: str | None) -> dict[str, str]:
         titles = [f"sample {i + 1}" for i in range(len(streams))] if len(streams) > 1 else [None]
-        cards = [render.stream_card(s, title=t, logprobs=logprobs) for s, t in zip(streams, titles, strict=True)]
-        return {"text/html": render.side_by_side(cards), "text/plain": render.plain_summary(streams)}
+        cards = [
+            render.stream_card(s, title=t, logprobs=logprobs, chat_hint=chat_hint)
+            for s, t in zip(streams, titles, strict=True)
+        ]
+        return {
+            "text/html": render.side_by_side(cards),
+            "text/plain": render.plain_summary(streams, chat_hint=chat_hint),
+        }
 
     # --- engine access --------------------------------------------------------------------------
 

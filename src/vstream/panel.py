@@ -238,10 +238,13 @@ class Panel(PanelLayout):
                 for column in columns
             ]
 
+            # An empty answer suggests chat mode when it was off (render.empty_answer_note).
+            chat_hint = None if request["chat"] else "tick the chat box"
+
             def paint(final: bool) -> None:
                 if generation == self._generation:
                     for column, title in zip(columns, titles, strict=True):
-                        column.paint(title=title, logprobs=request["logprobs"], final=final)
+                        column.paint(title=title, logprobs=request["logprobs"], final=final, chat_hint=chat_hint)
 
             if streams:
                 follow(streams, paint, rate=self.rate)

@@ -51,11 +51,11 @@ class Column:
         self.settings.layout.width = "470px" if alone else "100%"
         self.settings.layout.flex = "0 0 auto" if alone else None
 
-    def paint(self, *, title: str | None, logprobs: bool, final: bool = False) -> None:
+    def paint(self, *, title: str | None, logprobs: bool, final: bool = False, chat_hint: str | None = None) -> None:
         stream = self.stream
         if stream is not None and (final or stream.version != self.painted):
             self.painted = stream.version
-            self.output.value = render.stream_card(stream, title=title, logprobs=logprobs)
+            self.output.value = render.stream_card(stream, title=title, logprobs=logprobs, chat_hint=chat_hint)
 
     def note(self, text: str) -> None:
         self.output.value = f'<div class="vstream-note" style="{MUTED}">{render.escape(text)}</div>'

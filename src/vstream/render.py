@@ -70,12 +70,52 @@ def status_line(stream: Stream) -> str:
     return " · ".join(parts)
 
 
-def stream_card(stream: Stream, *, title: str | None = None, logprobs: bool = False) -> str:
-    """One stream as HTML: optional title, the text (or coloured tokens), and its status line."""
+def stopped_at_once(stream: Stream) -> bool:
+    """The request ended by itself almost at once and said nothing (end-of-sequence first)."""
+    return (
+        stream.done
+        and stream.finish_reason == "stop"
+        and not isinstance(stream.stop_reason, str)  # not one of the caller's stop strings
+        and stream.metrics.tokens <= 2
+        and not stream.text.strip()
+    )
+
+
+def empty_answer_note(stream: Stream, *, chat_hint: str | None) -> str | None:
+    """Why an empty answer is empty, and what to try; None for any other stream.
+
+    ``chat_hint`` says how to turn chat mode on in this UI (None: it was on already).
+    """
+    if not stopped_at_once(stream):
+        return None
+    count = stream.metrics.tokens
+    said = f"the model stopped immediately ({count} token{'' if count == 1 else 's'}, end-of-sequence, no text)"
+    if chat_hint is not None:
+        return (
+            f"{said}: an instruct model often ends a bare instruction at once; "
+            f"try chat mode ({chat_hint}), which wraps the prompt in its chat template"
+        )
+    return f"{said}: try rewording the prompt, a system prompt, or a higher temperature"
+
+
+def stream_card(
+    stream: Stream, *, title: str | None = None, logprobs: bool = False, chat_hint: str | None = None
+) -> str:
+    """One stream as HTML: optional title, the text (or coloured tokens), and its status line.
+
+    ``chat_hint``: how this UI turns chat mode on, for the note an empty answer gets (None:
+    chat mode was on).
+    """
     if logprobs and stream.logprobs is not None:
         body = logprob_tokens(stream.logprobs)
     else:
         body = text_block(stream.text, cursor=not stream.done)
+    note = empty_answer_note(stream, chat_hint=chat_hint)
+    if note is not None:
+        body += (
+            '<div class="vstream-note vstream-empty-answer" style="color:var(--jp-warn-color1,#a60);'
+            f'font-size:0.9em;margin-top:4px">⚠ {escape(note)}</div>'
+        )
     colour = "var(--jp-error-color1,#c00)" if stream.finish_reason == ERROR else "var(--jp-ui-font-color2,#666)"
     head = f'<div class="vstream-title" style="font-weight:600">{escape(title)}</div>' if title else ""
     return (
@@ -90,10 +130,11 @@ def side_by_side(cards: Sequence[str]) -> str:
     return '<div class="vstream-row" style="display:flex;gap:16px;align-items:flex-start">' + "".join(cards) + "</div>"
 
 
-def plain_summary(streams: Sequence[Stream]) -> str:
+def plain_summary(streams: Sequence[Stream], *, chat_hint: str | None = None) -> str:
     """The text/plain twin of the HTML, for terminals and saved notebooks without HTML."""
     chunks = []
     for i, stream in enumerate(streams):
         head = f"[sample {i + 1}] " if len(streams) > 1 else ""
-        chunks.append(f"{head}{stream.text}\n-- {status_line(stream)}")
+        note = empty_answer_note(stream, chat_hint=chat_hint)
+        chunks.append(f"{head}{stream.text}\n-- {status_line(stream)}" + (f"\n-- {note}" if note else ""))
     return "\n\n".join(chunks)

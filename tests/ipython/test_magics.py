@@ -132,3 +132,16 @@ def test_stop_and_system_values_decode_escapes(shell):
     stream = shell.user_ns["e"]
     assert stream.sampling["stop"] == ["\n\n", " END"]
     assert "Line one\nline two<|im_end|>" in stream.prompt
+
+
+def test_an_instruction_without_chat_that_ends_at_once_says_so_and_suggests_chat(shell):
+    # The instruct model ends a bare instruction with end-of-sequence as its first token.
+    shell.run_cell_magic("vstream", "-t 0 -m 20 --out empty", "Write a short poem about the sea.")
+    stream = shell.user_ns["empty"]
+    assert stream.text == "" and stream.metrics.tokens == 1 and stream.finish_reason == "stop"
+    final = _last_display(shell)[-1]["data"]
+    assert "the model stopped immediately" in html.unescape(final["text/html"])
+    assert "try chat mode (add --chat)" in final["text/plain"]
+    shell.run_cell_magic("vstream", "--chat -t 0 -m 20 --out answered", "Write a short poem about the sea.")
+    assert shell.user_ns["answered"].text.strip()
+    assert "stopped immediately" not in _last_display(shell)[-1]["data"]["text/plain"]

@@ -318,3 +318,16 @@ def test_presets_apply_and_user_presets_are_shared_between_panels(make_panel, tm
     second.columns[0].controls.preset.value = "mine"
     assert second.columns[0].controls.temperature.value == 0.3
     assert PresetStore(tmp_path / "presets.json").get("mine")["temperature"] == 0.3
+
+
+def test_an_instruction_without_chat_that_ends_at_once_says_so_and_suggests_chat(make_panel):
+    panel = make_panel("Write a short poem about the sea.", temperature=0.0, max_tokens=20)
+    generate(panel)
+    stream = panel.streams[0]
+    assert stream.text == "" and stream.metrics.tokens == 1
+    shown = panel.columns[0].output.value
+    assert "vstream-empty-answer" in shown and "try chat mode (tick the chat box)" in shown
+    panel.chat.value = True
+    generate(panel)
+    assert panel.streams[0].text.strip()
+    assert "vstream-empty-answer" not in panel.columns[0].output.value

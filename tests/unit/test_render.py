@@ -54,3 +54,45 @@ def test_logprob_tokens_escape_text_and_hover_titles(payload):
 def test_probability_colour_goes_from_red_to_green():
     assert render.probability_colour(0.0).startswith("hsla(120")
     assert render.probability_colour(-20.0).startswith("hsla(0")
+
+
+# --- an empty answer explains itself --------------------------------------------------------------
+
+
+def _ended(text: str, tokens: int, reason: str = "stop", stop_reason=None) -> Stream:
+    stream = Stream("req-1", "Write a short poem about the sea.", [1, 2, 3], {})
+    if tokens:
+        stream._feed(text, list(range(tokens)), None)
+    stream._finish(reason, stop_reason=stop_reason)
+    return stream
+
+
+def test_an_answer_that_ends_at_once_with_no_text_says_so_and_suggests_chat_mode():
+    stream = _ended("", 1)
+    card = render.stream_card(stream, chat_hint="add --chat")
+    assert 'class="vstream-note vstream-empty-answer"' in card
+    note = _text_of(card)
+    assert "the model stopped immediately (1 token, end-of-sequence, no text)" in note
+    assert "try chat mode (add --chat)" in note
+    assert "try chat mode (add --chat)" in render.plain_summary([stream], chat_hint="add --chat")
+
+
+def test_in_chat_mode_an_empty_answer_suggests_something_else():
+    note = render.empty_answer_note(_ended("\n", 1), chat_hint=None)
+    assert note is not None and "chat mode" not in note and "rewording" in note
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        _ended("Waves", 1),  # it said something
+        _ended("", 0, reason="cancelled"),  # stopped by the user
+        _ended("", 1, reason="length"),  # max_tokens=1
+        _ended("", 1, stop_reason="\n"),  # the caller's own stop string
+        _ended("   ", 12),  # not "at once"
+    ],
+    ids=["text", "cancelled", "length", "stop-string", "later"],
+)
+def test_other_streams_get_no_note(stream):
+    assert render.empty_answer_note(stream, chat_hint="add --chat") is None
+    assert "vstream-empty-answer" not in render.stream_card(stream, chat_hint="add --chat")
