@@ -145,13 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     modes = (args.modes or ("eager,compiled" if device == "cuda" else "eager")).split(",")
     alternatives = args.alternatives if args.alternatives is not None else device == "cuda"
     engine: dict[str, Any] = {}
-    share = (
-        args.gpu_memory_utilization
-        if args.gpu_memory_utilization is not None
-        else (0.1 if device == "cpu" else None)
-    )
-    if share is not None:
-        engine["gpu_memory_utilization"] = share
+    # vstream's default engine (weights + a notebook-sized KV budget) unless a share is asked for.
+    if args.gpu_memory_utilization is not None:
+        engine["gpu_memory_utilization"] = args.gpu_memory_utilization
     if args.max_model_len:
         engine["max_model_len"] = args.max_model_len
     env = child_env(device)

@@ -6,12 +6,11 @@ process-wide host from ``vstream.engine()`` — which is also what a notebook us
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-# Small KV cache: tests that start kernels run their own engines beside this one.
-ENGINE_CONFIG = {"gpu_memory_utilization": float(os.environ.get("VSTREAM_TEST_MEMORY", "0.1"))}
+# The default engine, as a user gets it (weights + a notebook-sized KV budget, no memory share):
+# tests that start kernels run default engines of their own beside this one.
+ENGINE_CONFIG: dict[str, object] = {}
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,6 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")])
-    memory = os.environ.get("VSTREAM_TEST_MEMORY", "0.1")
     cmd = [
         sys.executable,
         "-m",
@@ -40,8 +39,6 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "2",
         "--typing-s",
         "1",
-        "--gpu-memory-utilization",
-        memory,
     ]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -53,7 +50,9 @@ def test_header_names_the_machine_versions_and_sizes(result):
     assert result["device"] == "cpu" and result["device_name"]
     assert result["vllm"] and result["torch"] and result["date"].endswith("+00:00")
     assert [s["streams"] for s in result["sizes"]] == [1, 8, 64]
-    assert result["engine_config"]["engine_args"]["gpu_memory_utilization"] > 0
+    # vstream's default engine: an explicit KV budget, no share of memory
+    assert result["engine_config"]["engine_args"]["kv_cache_memory_bytes"] > 0
+    assert "gpu_memory_utilization" not in result["engine_config"]["engine_args"]
 
 
 def test_every_path_has_positive_numbers_at_every_size(result):

@@ -20,7 +20,9 @@ from .errors import (
     EngineDeadError,
     EngineNotRunningError,
     EngineStartError,
+    NotEnoughMemoryError,
     SamplingError,
+    SleepUnavailableError,
     VStreamError,
 )
 from .models import EMBEDDED_MODEL, ModelNotFoundError
@@ -44,8 +46,10 @@ __all__ = [
     "EngineStatus",
     "Metrics",
     "ModelNotFoundError",
+    "NotEnoughMemoryError",
     "Panel",
     "SamplingError",
+    "SleepUnavailableError",
     "Stream",
     "TokenLogprob",
     "VStreamError",

@@ -18,11 +18,8 @@ from typing import Any
 
 from . import options
 from .errors import EngineConfigError, SamplingError
+from .memory import parse_bytes
 from .models import EMBEDDED_MODEL
-
-# Share of device memory the engine may take. On vLLM's CPU backend the same knob is a share of
-# system memory, where vLLM's 0.92 default fails; on a GPU a notebook should not take 90% of it.
-_MEMORY_SHARE = {"cpu": 0.2, "cuda": 0.4}
 
 
 def detect_device() -> str:
@@ -59,11 +56,17 @@ class EngineConfig:
 
     ``enforce_eager=True`` starts fast (no compilation, no CUDA graphs); ``False`` spends start-up
     time on torch.compile and CUDA graphs to decode faster on a GPU.
+
+    Memory: the engine takes the model's weights plus a KV cache of ``kv_cache_tokens`` (default:
+    ``max_num_seqs`` streams of 1,024 tokens) or ``kv_cache_memory`` bytes per device (an int or
+    ``"2GiB"``). ``gpu_memory_utilization`` is vLLM's share of the device, only when asked for.
     """
 
     model: str = EMBEDDED_MODEL
     dtype: str = "auto"
     max_model_len: int | None = None
+    kv_cache_tokens: int | None = None
+    kv_cache_memory: int | None = None  # bytes per device; from_kwargs parses "2GiB"
     gpu_memory_utilization: float | None = None
     enforce_eager: bool = True
     max_num_seqs: int | None = None
@@ -84,6 +87,9 @@ class EngineConfig:
             raise EngineConfigError(problem + "; pass other AsyncEngineArgs through engine_args={...}")
         if "engine_args" in kwargs and isinstance(kwargs["engine_args"], Mapping):
             kwargs["engine_args"] = tuple(sorted(kwargs["engine_args"].items()))
+        if kwargs.get("kv_cache_memory") is not None:
+            # Parsed here so that "1GiB" and 1073741824 are the same engine (no restart).
+            kwargs["kv_cache_memory"] = parse_bytes("kv_cache_memory", kwargs["kv_cache_memory"])
         config = dataclasses.replace(base or cls(), **kwargs)
         config.validate()
         return config
@@ -94,6 +100,11 @@ class EngineConfig:
         share = self.gpu_memory_utilization
         if share is not None and not (_is_real(share) and 0.0 < share <= 1.0):
             raise EngineConfigError(f"gpu_memory_utilization must be in (0, 1], got {share!r}")
+        tokens = self.kv_cache_tokens
+        if tokens is not None and not (_is_int(tokens) and tokens >= 16):
+            raise EngineConfigError(f"kv_cache_tokens must be an integer ≥ 16, got {tokens!r}")
+        if tokens is not None and self.kv_cache_memory is not None:
+            raise EngineConfigError("give kv_cache_tokens or kv_cache_memory, not both (they set the same budget)")
         if self.max_model_len is not None and not (_is_int(self.max_model_len) and self.max_model_len >= 16):
             raise EngineConfigError(f"max_model_len must be an integer ≥ 16, got {self.max_model_len!r}")
         for name in ("tensor_parallel_size", "pipeline_parallel_size"):
@@ -104,11 +115,6 @@ class EngineConfig:
             raise EngineConfigError(f"max_num_seqs must be an integer ≥ 1, got {self.max_num_seqs!r}")
         if not isinstance(self.enforce_eager, bool):
             raise EngineConfigError(f"enforce_eager must be True or False, got {self.enforce_eager!r}")
-
-    def memory_share(self, device: str) -> float:
-        if self.gpu_memory_utilization is not None:
-            return self.gpu_memory_utilization
-        return _MEMORY_SHARE.get(device, 0.4)
 
     def describe_changes(self, other: EngineConfig) -> str:
         changed = [

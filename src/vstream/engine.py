@@ -32,10 +32,23 @@ from typing import Any
 from . import logs
 from .backends.base import Backend, EngineInfo, Messages, PromptSpec, RenderedPrompt
 from .config import EngineConfig, detect_device, validate_prompt, validate_sampling
-from .errors import EngineDeadError, EngineNotRunningError, EngineStartError, SamplingError
-from .streaming import CANCELLED, Stream
+from .errors import (
+    EngineDeadError,
+    EngineNotRunningError,
+    EngineStartError,
+    NotEnoughMemoryError,
+    SamplingError,
+    SleepUnavailableError,
+    VStreamError,
+)
+from .streaming import CANCELLED, ERROR, Stream
 
-STARTING, READY, FAILED, STOPPED = "starting", "ready", "failed", "stopped"
+STARTING, READY, ASLEEP, FAILED, STOPPED = "starting", "ready", "asleep", "failed", "stopped"
+
+# An idle GPU engine sleeps after this long (weights to host memory, KV cache dropped), so that a
+# class's kernels that are not generating leave the GPU to those that are. Waking costs the next
+# request ~10 ms on an H200 (see README, "Memory"), far below the pause between two prompts.
+DEFAULT_SLEEP_AFTER_S = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +62,8 @@ class EngineStatus:
     def __str__(self) -> str:
         if self.state == READY and self.info is not None:
             return f"ready: {self.info.describe()} (started in {self.elapsed_s:.1f} s)"
+        if self.state == ASLEEP and self.info is not None:
+            return f"asleep (GPU memory freed; the next request wakes it): {self.info.describe()}"
         if self.state == STARTING:
             return f"starting ({self.phase}, {self.elapsed_s:.0f} s)"
         if self.state == FAILED:
@@ -81,6 +96,13 @@ class EngineHost:
         self._listeners: list[Callable[[EngineStatus], None]] = []
         # Kept out of EngineConfig so that it never shows in a repr, a status line or a notebook.
         self.api_key: str | None = None
+        # Sleep: the flag and the lock are touched on the loop thread only (the lock is made there).
+        self._asleep = False
+        self._sleep_lock: asyncio.Lock | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._sleep_after_s: float | None = DEFAULT_SLEEP_AFTER_S if self.device == "cuda" else None
+        # The last start was refused for memory: engine() without settings drops the budget asked for.
+        self.memory_refused = False
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -122,10 +144,11 @@ class EngineHost:
         try:
             await backend.start(self._set_phase)
         except BaseException as exc:  # every failure becomes a status, never a dead loop thread
-            message = str(exc) if isinstance(exc, (EngineStartError, LookupError)) else f"{type(exc).__name__}: {exc}"
+            message = str(exc) if isinstance(exc, (VStreamError, LookupError)) else f"{type(exc).__name__}: {exc}"
             with self._lock:
                 self._state, self._error = FAILED, message
                 self._ready_at = time.perf_counter()
+                self.memory_refused = isinstance(exc, NotEnoughMemoryError)
             self._ready.set()
             self._notify()
             try:
@@ -134,11 +157,13 @@ class EngineHost:
                 pass
             return
         _put_exit_handler_first()
+        self._asleep, self._sleep_lock = False, asyncio.Lock()
         with self._lock:
             self._state, self._phase = READY, "ready"
             self._ready_at = time.perf_counter()
         self._ready.set()
         self._notify()
+        self._arm_idle_timer()
 
     def _set_phase(self, phase: str) -> None:
         self._phase = phase
@@ -295,17 +320,113 @@ class EngineHost:
     async def _run(self, backend: Backend, stream: Stream, rendered: RenderedPrompt, sampling: dict[str, Any]) -> None:
         request_id = stream.request_id
         self._tasks[request_id] = asyncio.current_task()  # type: ignore[assignment]
+        self._disarm_idle_timer()
         try:
             if request_id in self._cancel_before_start:
                 stream._finish(CANCELLED)
             else:
+                if self._asleep or (self._sleep_lock is not None and self._sleep_lock.locked()):
+                    await self._wake_on_loop(backend)
                 await backend.run(stream, rendered, sampling)
+        except asyncio.CancelledError:
+            stream._finish(CANCELLED)
+        except Exception as exc:  # a request that fails to start must still end for its readers
+            stream._finish(ERROR, error=exc)
         finally:
+            if not stream.done:
+                stream._finish(ERROR, error=EngineDeadError("the request ended without finishing its stream"))
             self._tasks.pop(request_id, None)
             self._cancel_before_start.discard(request_id)
             self._requests.pop(request_id, None)
             if stream.error is not None and isinstance(stream.error, EngineDeadError):
                 self._mark_dead(backend.dead_reason() or str(stream.error))
+            self._arm_idle_timer()
+
+    # --- sleep (GPU) -----------------------------------------------------------------------------
+
+    def sleep(self, timeout: float = 60.0) -> None:
+        """Free the engine's GPU memory (weights to host memory, KV cache dropped) until the next
+        request or ``wake()``; raises ``SleepUnavailableError`` where there is no sleep mode."""
+        loop, backend = self._awake_backend()
+        if self._requests:
+            raise SleepUnavailableError(
+                f"{len(self._requests)} request(s) are running: the engine sleeps once they finish "
+                "(cancel them first to sleep now)"
+            )
+        asyncio.run_coroutine_threadsafe(self._sleep_on_loop(backend), loop).result(timeout)
+
+    def wake(self, timeout: float = 60.0) -> None:
+        """Bring a sleeping engine back (a request does this by itself); a no-op when awake."""
+        loop, backend = self._awake_backend()
+        asyncio.run_coroutine_threadsafe(self._wake_on_loop(backend), loop).result(timeout)
+
+    @property
+    def asleep(self) -> bool:
+        return self._asleep
+
+    @property
+    def sleep_after_s(self) -> float | None:
+        """Idle seconds before the engine sleeps by itself (None: never). GPU only."""
+        return self._sleep_after_s
+
+    @sleep_after_s.setter
+    def sleep_after_s(self, seconds: float | None) -> None:
+        number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+        if seconds is not None and not (number and seconds > 0):
+            raise VStreamError(f"sleep_after must be a number of seconds > 0, or None for never; got {seconds!r}")
+        self._sleep_after_s = None if seconds is None else float(seconds)
+        loop = self._loop
+        if loop is not None:
+            _call_soon(loop, self._arm_idle_timer)
+
+    def _awake_backend(self) -> tuple[asyncio.AbstractEventLoop, Backend]:
+        self.wait_ready()
+        loop, backend = self._loop, self._backend
+        if loop is None or backend is None:
+            raise EngineNotRunningError(f"the engine is {self._state}")
+        reason = _sleep_unavailable(backend)
+        if reason:
+            raise SleepUnavailableError(reason)
+        return loop, backend
+
+    async def _sleep_on_loop(self, backend: Backend) -> None:
+        assert self._sleep_lock is not None
+        async with self._sleep_lock:
+            if self._asleep or self._tasks:  # a request came in meanwhile: stay awake for it
+                return
+            await backend.sleep()  # type: ignore[attr-defined]
+            self._asleep = True
+        self._notify()
+
+    async def _wake_on_loop(self, backend: Backend) -> None:
+        assert self._sleep_lock is not None
+        async with self._sleep_lock:
+            if not self._asleep:
+                return
+            await backend.wake()  # type: ignore[attr-defined]
+            self._asleep = False
+        self._notify()
+
+    def _arm_idle_timer(self) -> None:
+        """(Re)start the idle countdown; loop thread only. Nothing to do without sleep mode."""
+        self._disarm_idle_timer()
+        after, backend, loop = self._sleep_after_s, self._backend, self._loop
+        if after is None or backend is None or loop is None or self._tasks or self._asleep:
+            return
+        if self._state != READY or _sleep_unavailable(backend):
+            return
+        self._idle_timer = loop.call_later(after, self._on_idle, backend)
+
+    def _disarm_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _on_idle(self, backend: Backend) -> None:
+        self._idle_timer = None
+        if not self._tasks and not self._asleep and backend is self._backend:
+            task = asyncio.ensure_future(self._sleep_on_loop(backend))
+            task.add_done_callback(_log_idle_sleep_failure)
 
     def generate(self, prompt: str | Messages, **kwargs: Any) -> Stream:
         """Like ``stream`` but waits for the end (Ctrl-C cancels)."""
@@ -327,7 +448,8 @@ class EngineHost:
                 self._mark_dead(dead)
         end = self._ready_at if self._ready_at is not None else time.perf_counter()
         elapsed = end - self._started_at if self._started_at else 0.0
-        return EngineStatus(self._state, elapsed, self._phase, backend.info if backend else None, self._error)
+        state = ASLEEP if self._state == READY and self._asleep else self._state
+        return EngineStatus(state, elapsed, self._phase, backend.info if backend else None, self._error)
 
     @property
     def state(self) -> str:
@@ -444,17 +566,37 @@ async def _call(fn: Callable[[], Any]) -> Any:
     return fn()
 
 
+def _sleep_unavailable(backend: Backend) -> str | None:
+    check = getattr(backend, "sleep_unavailable", None)
+    if check is None:
+        return "this host streams from a server: a server's engine sleeps, if at all, on the server"
+    return check()
+
+
+def _log_idle_sleep_failure(task: asyncio.Future[None]) -> None:
+    # An idle sleep that fails leaves the engine awake and serving: worth a log line, not a crash.
+    if not task.cancelled() and task.exception() is not None:
+        logs.note(f"vstream: the idle engine could not sleep: {task.exception()!r}")
+
+
 # --- the one host of this process ---------------------------------------------------------------
 
 _host: EngineHost | None = None
 _host_lock = threading.Lock()
 
 
-def engine(*, wait: bool = False, verbose: bool | None = None, **config: Any) -> EngineHost:
+_UNSET: Any = object()
+_MEMORY_DEFAULTS = {"kv_cache_memory": None, "kv_cache_tokens": None, "gpu_memory_utilization": None}
+
+
+def engine(
+    *, wait: bool = False, verbose: bool | None = None, sleep_after: float | None = _UNSET, **config: Any
+) -> EngineHost:
     """The kernel's engine host, started in the background if needed.
 
     Called again with the same (or no) settings it returns the same host; with different engine
-    settings it restarts the engine with them and says so.
+    settings it restarts the engine with them and says so. ``sleep_after`` (seconds, or None for
+    never) is how long an idle GPU engine waits before it sleeps; changing it restarts nothing.
     """
     global _host
     with _host_lock:
@@ -462,7 +604,12 @@ def engine(*, wait: bool = False, verbose: bool | None = None, **config: Any) ->
             _host = EngineHost(EngineConfig.from_kwargs(**config), verbose=bool(verbose))
             atexit.register(_shutdown_at_exit)
         else:
-            wanted = EngineConfig.from_kwargs(_host.config, **config)
+            base = _host.config
+            if not config and _host.memory_refused and _host.state == FAILED:
+                # What did not fit is not kept: a bare engine() after "not enough memory" is the
+                # default budget, not the same refusal again.
+                base = dataclasses.replace(base, **_MEMORY_DEFAULTS)
+            wanted = EngineConfig.from_kwargs(base, **config)
             if verbose is not None:
                 _host.verbose = verbose
             if wanted != _host.config and _host.state != STOPPED:
@@ -471,6 +618,8 @@ def engine(*, wait: bool = False, verbose: bool | None = None, **config: Any) ->
             else:
                 _host.config = wanted
         host = _host
+    if sleep_after is not _UNSET:
+        host.sleep_after_s = sleep_after
     host.start(wait=wait)
     return host
 

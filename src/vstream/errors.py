@@ -25,3 +25,11 @@ class EngineDeadError(VStreamError, RuntimeError):
 
 class EngineNotRunningError(VStreamError, RuntimeError):
     """A request was made while no engine is running."""
+
+
+class NotEnoughMemoryError(EngineStartError):
+    """The device has too little free memory for the engine's weights and KV cache."""
+
+
+class SleepUnavailableError(VStreamError, RuntimeError):
+    """The engine cannot sleep here (vLLM's sleep mode exists on CUDA only)."""

@@ -109,3 +109,12 @@ def root_cause(lines: list[str]) -> str | None:
         if any(key in line for key in keys) and "Traceback" not in line and "vstream" not in line:
             return line.strip()
     return None
+
+
+def note(message: str) -> None:
+    """One line of vstream's own into the engine log (what a user finds with ``%vstream logs``)."""
+    try:
+        with open(log_file(), "a", encoding="utf-8") as log:
+            log.write(message + "\n")
+    except OSError:
+        pass

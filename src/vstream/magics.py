@@ -19,7 +19,7 @@ from traitlets import Bool, Dict, Float, Unicode
 
 from . import escapes, options, render
 from .config import validate_sampling
-from .engine import READY, STARTING, EngineHost, engine
+from .engine import ASLEEP, READY, STARTING, EngineHost, engine
 from .errors import EngineConfigError, EngineStartError, SamplingError, VStreamError
 from .refresher import follow
 from .streaming import Stream
@@ -202,18 +202,20 @@ class VStreamMagics(Magics):
     @line_magic("vstream")
     def vstream_line(self, line: str) -> Any:
         """Engine commands: status | start | restart [key=value ...] | shutdown | config [key=value ...] | logs [N]
+        | sleep [after=SECONDS|never] | wake
         | connect URL [model=NAME] (an OpenAI-compatible vLLM server; the key comes from VSTREAM_API_KEY)."""
         words = shlex.split(line)
         if not words:
             raise UsageError(
                 "usage: %vstream status | start | restart [key=value ...] | shutdown | config [key=value ...]"
-                " | logs [N] | connect URL [model=NAME]"
+                " | logs [N] | sleep [after=SECONDS|never] | wake | connect URL [model=NAME]"
             )
         command, rest = words[0], words[1:]
         handler = getattr(self, f"_cmd_{command}", None)
         if handler is None:
             raise UsageError(
-                f"unknown %vstream command {command!r}; use status, start, restart, shutdown, config, logs or connect"
+                f"unknown %vstream command {command!r}; use status, start, restart, shutdown, config, logs, "
+                "sleep, wake or connect"
             )
         return handler(rest)
 
@@ -222,6 +224,40 @@ class VStreamMagics(Magics):
 
         host = current()
         print(f"vstream: engine {host.status() if host else 'not created (run %vstream start)'}")
+
+    def _cmd_sleep(self, rest: list[str]) -> None:
+        """``%vstream sleep``: free the GPU memory now; ``%vstream sleep after=120`` (or ``never``)
+        sets how long an idle engine waits before it sleeps by itself."""
+        from .engine import current
+
+        host = current()
+        if host is None:
+            raise UsageError("no engine yet: run %vstream start")
+        options = _key_values(rest)
+        if set(options) - {"after"}:
+            raise UsageError(f"%vstream sleep takes after=SECONDS or after=never, got {rest!r}")
+        try:
+            if "after" in options:
+                after = options["after"]
+                host.sleep_after_s = None if after in ("never", "off", None) else after
+                print(f"vstream: an idle engine sleeps {_after_text(host.sleep_after_s)}")
+                return
+            host.sleep()
+        except VStreamError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"vstream: engine {host.status()}")
+
+    def _cmd_wake(self, rest: list[str]) -> None:
+        from .engine import current
+
+        host = current()
+        if host is None:
+            raise UsageError("no engine yet: run %vstream start")
+        try:
+            host.wake()
+        except VStreamError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"vstream: engine {host.status()}")
 
     def _cmd_start(self, rest: list[str]) -> None:
         host = self._host(**_key_values(rest))
@@ -304,6 +340,10 @@ class VStreamMagics(Magics):
         print("\n".join(lines) if lines else f"vstream: no engine log yet ({logs.log_file()})")
 
 
+def _after_text(seconds: float | None) -> str:
+    return "never" if seconds is None else f"after {seconds:g} s without requests"
+
+
 def _decoded(value: str | None) -> str | None:
     """An option value as meant: outer quotes removed (magic_arguments keeps them), escapes decoded."""
     if value is None:
@@ -342,7 +382,7 @@ def load(ipython: Any) -> None:
         from .engine import current
 
         host = current()
-        if host is None or host.state not in (READY, STARTING):
+        if host is None or host.state not in (READY, ASLEEP, STARTING):
             base_url = os.environ.get(BASE_URL_VARIABLE)
             if base_url:
                 magics._connect_from_env(base_url)

@@ -308,7 +308,7 @@ class Panel(PanelLayout):
             return
         last = getattr(self, "_last_prompt", None)
         if last is None:
-            if self.host.state != "ready" or not self.prompt.value.strip():
+            if self.host.state not in ("ready", "asleep") or not self.prompt.value.strip():
                 self.rendered.value = (
                     f'<div style="{MUTED}">the rendered prompt shows after a request, '
                     "or once the engine is ready and a prompt is typed</div>"

@@ -181,6 +181,12 @@ def status_html(status: EngineStatus) -> str:
             "var(--jp-success-color1,#2a2)",
             f"engine ready: {status.info.describe()}",
         )
+    elif status.state == "asleep" and status.info is not None:
+        dot, colour, text = (
+            "☾",
+            "var(--jp-ui-font-color2,#666)",
+            f"engine asleep, its GPU memory freed (Generate wakes it): {status.info.describe()}",
+        )
     elif status.state == STARTING:
         dot, colour, text = (
             "◌",

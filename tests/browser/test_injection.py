@@ -18,7 +18,7 @@ SCRIPT = "<script>document.title='pwned-script'</script>"
 ENGINE_MS = 240_000
 
 CELLS = [
-    "import vstream\nvstream.engine(gpu_memory_utilization=0.1)\n%load_ext vstream",
+    "import vstream\nvstream.engine()\n%load_ext vstream",
     # payloads in the prompt, the stop string and (repeated by the model) the generated text
     "%%vstream -t 0 -m 40 --ignore-eos --stop '<b>never</b>' --out a\n" + (IMG + "\n") * 6,
     # payloads in the system prompt and chat prompt; logprob view puts tokens into title attributes

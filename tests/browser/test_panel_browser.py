@@ -19,7 +19,7 @@ ENGINE_MS = 240_000  # engine start inside the browser's kernel, plus the first 
 
 SETUP = """\
 import vstream
-vstream.engine(gpu_memory_utilization=0.1)
+vstream.engine()
 panel = vstream.Panel({prompt!r}, {options})
 panel"""
 

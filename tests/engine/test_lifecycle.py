@@ -34,7 +34,7 @@ def _engine_children():
 def test_a_second_engine_call_returns_the_same_host_and_no_new_process(host):
     before = _engine_children()
     again = vstream.engine()
-    same_config = vstream.engine(gpu_memory_utilization=host.config.gpu_memory_utilization)
+    same_config = vstream.engine(kv_cache_tokens=host.config.kv_cache_tokens)
     assert again is host and same_config is host
     assert _engine_children() == before
     assert host.process_ids() and set(host.process_ids()) <= before
@@ -72,7 +72,7 @@ def test_restart_with_another_config_leaves_no_old_process_and_serves(host, caps
     old_folders = _socket_folders()
     assert len(old_folders) == 1 and next(iter(old_folders.values())), old_folders  # the engine's sockets
     strays = _stray_sockets()
-    restarted = vstream.engine(gpu_memory_utilization=host.config.gpu_memory_utilization, max_model_len=2048)
+    restarted = vstream.engine(max_model_len=2048)
     assert restarted is host
     assert "restarting the engine (max_model_len: None → 2048)" in capsys.readouterr().out
     host.wait_ready(timeout=600)
@@ -94,7 +94,7 @@ def test_unknown_engine_option_is_a_clear_error():
 
 SCRIPT = r"""
 import os, sys, time, psutil, vstream
-host = vstream.engine(gpu_memory_utilization=0.1, model=sys.argv[1])
+host = vstream.engine(model=sys.argv[1])
 try:
     host.wait_ready(timeout=600)
 except vstream.EngineStartError as exc:

@@ -64,7 +64,7 @@ def card_tag(card: str, count: int = 1) -> str:
 
 @pytest.mark.parametrize("eager", [True, False], ids=["eager", "cuda-graphs"])
 def test_engine_runs_on_the_gpu_and_gives_its_memory_back(host, eager):
-    config = {"gpu_memory_utilization": host.config.gpu_memory_utilization, "max_model_len": host.config.max_model_len}
+    config = {"max_model_len": host.config.max_model_len}
     vstream.shutdown()
     before = _settle(gpu_memory_used(), timeout=10)
     started = time.perf_counter()

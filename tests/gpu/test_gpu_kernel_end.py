@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.engine, pytest.mark.reliability]
 KERNEL_CODE = textwrap.dedent(
     """
     import vstream
-    h = vstream.engine(gpu_memory_utilization=0.3, max_model_len=2048, wait=True)
+    h = vstream.engine(max_model_len=2048, wait=True)
     assert h.generate("Hello", max_tokens=8).token_ids
     print("PIDS", *h.process_ids())
     """

@@ -22,7 +22,7 @@ def test_two_gpu_engine_streams_and_frees_every_gpu():
     before = gpu_memory_used()
     assert len(before) >= 2, "this test needs two GPUs"
     started = time.perf_counter()
-    host = vstream.engine(pipeline_parallel_size=2, gpu_memory_utilization=0.3, wait=True)
+    host = vstream.engine(pipeline_parallel_size=2, wait=True)
     startup_s = time.perf_counter() - started
     loaded = gpu_memory_used()
     assert host.info.pipeline_parallel_size == 2

@@ -53,7 +53,7 @@ def test_tensor_parallel_engine_streams_and_frees_both_gpus(tmp_path):
         host = vstream.engine(
             # pipeline_parallel_size given: engine() keeps what the session's last engine had (PP=2 there).
             model=str(model), tensor_parallel_size=2, pipeline_parallel_size=1,
-            gpu_memory_utilization=0.3, max_model_len=2048,
+            max_model_len=2048,
             engine_args={"load_format": "dummy"}, wait=True,
         )
         startup_s = time.perf_counter() - started

@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 pytestmark = [pytest.mark.engine, pytest.mark.kernel]
 
 CELLS = [
-    "import vstream\nvstream.engine(gpu_memory_utilization=0.1)",
+    "import vstream\nvstream.engine()",
     "%load_ext vstream",
     "%%vstream --seed 42 --max-tokens 40 --out first\nThe key to happiness is",
     "print(repr(first.text))",

@@ -55,7 +55,7 @@ def test_killing_the_engine_core_mid_stream_fails_clearly_and_restart_recovers(h
 KERNEL_CODE = textwrap.dedent(
     """
     import vstream
-    host = vstream.engine(gpu_memory_utilization=0.1, wait=True)
+    host = vstream.engine(wait=True)
     print("PIDS", *host.process_ids())
     """
 )

@@ -33,12 +33,31 @@ class EngineInfo:
     torch_version: str
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
+    # What the memory buys, per device (None where unknown: a remote server).
+    weight_bytes: int | None = None
+    kv_cache_bytes: int | None = None
+    can_sleep: bool = False
+
+    @property
+    def full_context_streams(self) -> int | None:
+        """How many streams at the full context the KV cache holds at once."""
+        return self.kv_cache_tokens // self.max_model_len if self.kv_cache_tokens else None
 
     def describe(self) -> str:
-        kv = f", KV cache {self.kv_cache_tokens:,} tokens" if self.kv_cache_tokens else ""
         tp, pp = self.tensor_parallel_size, self.pipeline_parallel_size
         gpus = f" ×{tp * pp} (tensor parallel {tp}, pipeline parallel {pp})" if tp * pp > 1 else ""
-        return f"{self.model} on {self.device_name}{gpus} ({self.mode}{kv}, context {self.max_model_len})"
+        return f"{self.model} on {self.device_name}{gpus} ({self.mode}, context {self.max_model_len:,}){self.memory()}"
+
+    def memory(self) -> str:
+        """`` · weights 0.25 GiB + KV 1.41 GiB = 65,536 tokens, 8 streams at full context``."""
+        if not self.kv_cache_tokens:
+            return ""
+        per = " per GPU" if self.tensor_parallel_size * self.pipeline_parallel_size > 1 else ""
+        weights = f"weights {self.weight_bytes / 2**30:.2f} GiB + " if self.weight_bytes else ""
+        kv = f"KV {self.kv_cache_bytes / 2**30:.2f} GiB{per} = " if self.kv_cache_bytes else "KV cache "
+        streams = self.full_context_streams
+        fit = f"{streams} stream{'s' if streams != 1 else ''} at full context"
+        return f" · {weights}{kv}{self.kv_cache_tokens:,} tokens, {fit}"
 
 
 class PromptSpec(NamedTuple):

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from .. import ipc_folder, logs, spawning
+from .. import ipc_folder, logs, memory, spawning
 from ..config import EngineConfig, cpu_model
 from ..errors import EngineDeadError, EngineStartError
 from ..models import resolve_model
@@ -38,6 +38,9 @@ class LocalBackend:
         self._sampling_params: Any = None
         self._delta: Any = None
         self._vllm_dead_error: type[BaseException] = RuntimeError
+        self._plan: memory.MemoryPlan | None = None
+        self._free: list[memory.FreeMemory] = []
+        self._explicit_kv = True
 
     async def start(self, progress: Progress) -> EngineInfo:
         logs.route_vllm_logs(self.verbose)
@@ -47,6 +50,11 @@ class LocalBackend:
         path = await asyncio.to_thread(
             resolve_model, self.config.model, allow_download=self.config.allow_download, progress=progress
         )
+        # Before vLLM is imported: a budget that cannot fit fails in a second, with the numbers.
+        progress("sizing memory")
+        self._plan = await asyncio.to_thread(self._memory_plan, path)
+        if self._plan is not None:
+            memory.check_fits(self._plan, self._free)
         progress("importing vLLM")
         import torch
         import vllm
@@ -80,6 +88,7 @@ class LocalBackend:
         vllm_config = self._engine.vllm_config
         cache = vllm_config.cache_config
         blocks = cache.num_gpu_blocks
+        plan = self._plan
         self.info = EngineInfo(
             model=self.config.model,
             model_path=path,
@@ -93,31 +102,95 @@ class LocalBackend:
             torch_version=torch.__version__,
             tensor_parallel_size=self.config.tensor_parallel_size,
             pipeline_parallel_size=self.config.pipeline_parallel_size,
+            weight_bytes=plan.weight_bytes if plan else None,
+            kv_cache_bytes=plan.kv_bytes if plan and self._explicit_kv else None,
+            can_sleep=self._sleep_mode,
         )
         progress("warming up")
         await self._warm_up()
         return self.info
 
+    def _memory_plan(self, path: str) -> memory.MemoryPlan | None:
+        """Weights + KV for this model, from its config; None when vLLM's share is asked for."""
+        c, extra = self.config, dict(self.config.engine_args)
+        kv_memory = c.kv_cache_memory or extra.get("kv_cache_memory_bytes")
+        self._explicit_kv = c.gpu_memory_utilization is None or kv_memory is not None or c.kv_cache_tokens is not None
+        if not self._explicit_kv:
+            return None
+        dummy = extra.get("load_format") == "dummy"
+        if (Path(path) / "config.json").is_file():
+            shape = memory.ModelShape.from_checkpoint(path, dtype=c.dtype, dummy=dummy)
+        else:  # a hub id vLLM will download (allow_download=True)
+            from transformers import AutoConfig
+
+            shape = memory.ModelShape.from_config(AutoConfig.from_pretrained(path).to_dict(), dtype=c.dtype)
+        devices = c.tensor_parallel_size * c.pipeline_parallel_size
+        self._free = memory.free_memory(self.device, devices)
+        return memory.plan(
+            shape,
+            device=self.device,
+            kv_cache_tokens=c.kv_cache_tokens,
+            kv_cache_memory=int(kv_memory) if kv_memory is not None else None,
+            max_model_len=c.max_model_len,
+            max_num_seqs=c.max_num_seqs or memory.DEFAULT_MAX_NUM_SEQS,
+            tensor_parallel=c.tensor_parallel_size,
+            pipeline_parallel=c.pipeline_parallel_size,
+            cuda_graphs=not c.enforce_eager and self.device == "cuda",
+        )
+
     def _engine_kwargs(self, path: str) -> dict[str, Any]:
-        c = self.config
+        c, plan = self.config, self._plan
         kwargs: dict[str, Any] = {
             "model": path,
             "tokenizer": path,
             "served_model_name": c.model,
             "dtype": c.dtype,
             "enforce_eager": c.enforce_eager,
-            "gpu_memory_utilization": c.memory_share(self.device),
             "tensor_parallel_size": c.tensor_parallel_size,
             "pipeline_parallel_size": c.pipeline_parallel_size,
+            "max_num_seqs": c.max_num_seqs or memory.DEFAULT_MAX_NUM_SEQS,
             "seed": c.seed,
             "disable_log_stats": True,
+            # Sleep mode (weights to host memory, KV dropped, when idle) exists on CUDA only.
+            "enable_sleep_mode": self._sleep_mode,
         }
+        if c.gpu_memory_utilization is not None:
+            kwargs["gpu_memory_utilization"] = c.gpu_memory_utilization
+        if plan is not None:
+            kwargs["kv_cache_memory_bytes"] = plan.kv_bytes
+            kwargs["max_model_len"] = plan.max_model_len
+            share = memory.gpu_share(plan, self._free)
+            if share is not None and c.gpu_memory_utilization is None:
+                kwargs["gpu_memory_utilization"] = share
         if c.max_model_len is not None:
             kwargs["max_model_len"] = c.max_model_len
-        if c.max_num_seqs is not None:
-            kwargs["max_num_seqs"] = c.max_num_seqs
         kwargs.update(dict(c.engine_args))
         return kwargs
+
+    @property
+    def _sleep_mode(self) -> bool:
+        return self.device == "cuda" and bool(dict(self.config.engine_args).get("enable_sleep_mode", True))
+
+    # --- sleep (CUDA) ---------------------------------------------------------------------------
+
+    def sleep_unavailable(self) -> str | None:
+        """Why this engine cannot sleep, or None if it can."""
+        if self.device != "cuda":
+            return (
+                "sleep mode needs a GPU: vLLM's CPU backend has none, so the engine stays awake "
+                "and keeps its memory (host.shutdown() frees it)"
+            )
+        if not self._sleep_mode:
+            return "this engine was started with enable_sleep_mode=False"
+        return None
+
+    async def sleep(self) -> None:
+        # Level 1: weights to host memory, KV cache dropped. Level 2 discards the weights, and
+        # greedy text after waking differed on an H200 (vLLM 0.26), so it is never used here.
+        await self._engine.sleep(level=1)
+
+    async def wake(self) -> None:
+        await self._engine.wake_up()
 
     async def _warm_up(self) -> None:
         # The first request pays one-off costs (allocations, kernel selection) that would
@@ -156,9 +229,10 @@ class LocalBackend:
         return self._tokenizer.apply_chat_template(spec.messages(), tokenize=False, add_generation_prompt=True)
 
     async def run(self, stream: Stream, prompt: RenderedPrompt, sampling: dict[str, Any]) -> None:
-        params = self._sampling_params(**sampling, output_kind=self._delta)
         want_logprobs = sampling.get("logprobs") is not None
         try:
+            # Inside the try: vLLM's own checks (SamplingParams.__post_init__) end the stream too.
+            params = self._sampling_params(**sampling, output_kind=self._delta)
             # Token ids, not text: the prompt was tokenized once already, to check it fits.
             async for output in self._engine.generate(
                 {"prompt_token_ids": prompt.token_ids}, params, stream.request_id
@@ -292,7 +366,7 @@ def _start_failure(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     lowered = (text + " " + (cause or "")).lower()
     if "memory" in lowered or "kv cache" in lowered:
-        hint = " Lower gpu_memory_utilization or max_model_len, or free memory held by another engine."
+        hint = " Lower kv_cache_memory, kv_cache_tokens or max_model_len, or free memory held by another engine."
     else:
         hint = " Run `%vstream logs` (or vstream.engine().logs()) for the engine's full log."
     detail = f" Root cause: {cause}." if cause and cause not in text else ""

@@ -1,0 +1,56 @@
+"""The default engine is sized to the notebook and says what its memory buys; sleep says clearly
+that vLLM's CPU backend has none, and the engine keeps serving."""
+
+from __future__ import annotations
+
+import pytest
+
+import vstream
+from vstream import memory
+
+pytestmark = pytest.mark.engine
+
+
+def test_default_engine_holds_weights_and_a_notebook_sized_kv_budget(host):
+    info = host.info
+    per_token = memory.ModelShape.from_checkpoint(info.model_path).kv_bytes_per_token()
+    assert info.kv_cache_bytes == memory.DEFAULT_MAX_NUM_SEQS * memory.NOTEBOOK_CONTEXT_TOKENS * per_token
+    # vLLM's own count of the cache it allocated, in whole blocks of the budget
+    assert 0.95 * 65_536 <= info.kv_cache_tokens <= 65_536
+    assert info.weight_bytes and info.weight_bytes > 0.2 * memory.GiB
+    assert info.full_context_streams == info.kv_cache_tokens // info.max_model_len >= 1
+    engine_args = host._backend._engine_kwargs(info.model_path)
+    assert engine_args["kv_cache_memory_bytes"] == info.kv_cache_bytes
+    assert "gpu_memory_utilization" not in engine_args  # no share of anything on a CPU
+
+
+def test_status_says_weights_kv_tokens_and_full_context_streams(host):
+    text = str(host.status())
+    assert f"{host.info.kv_cache_tokens:,} tokens" in text
+    assert f"{host.info.full_context_streams} streams at full context" in text
+    assert "weights 0.2" in text and "KV 1.41 GiB" in text
+
+
+def test_sleep_on_cpu_says_why_not_and_the_engine_keeps_serving(idle_host):
+    with pytest.raises(vstream.SleepUnavailableError, match="sleep mode needs a GPU: vLLM's CPU backend has none"):
+        idle_host.sleep()
+    with pytest.raises(vstream.SleepUnavailableError, match="needs a GPU"):
+        idle_host.wake()
+    assert idle_host.status().state == "ready" and not idle_host.asleep
+    assert idle_host.sleep_after_s is None  # no idle timer where there is no sleep mode
+    assert idle_host.generate("Hello", max_tokens=4, temperature=0).token_ids
+
+
+def test_a_request_that_fails_to_start_finishes_its_stream_with_the_error(idle_host, monkeypatch):
+    backend = idle_host._backend
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("injected: the request could not be prepared")
+
+    monkeypatch.setattr(backend, "_sampling_params", broken)
+    stream = idle_host.stream("Hello", max_tokens=4)
+    with pytest.raises(RuntimeError, match="injected"):  # wait() returns instead of hanging
+        stream.wait(timeout=30)
+    assert stream.done and stream.finish_reason == "error"
+    monkeypatch.undo()
+    assert idle_host.generate("Hello", max_tokens=4, temperature=0).token_ids  # still serving
