@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from . import options
+from . import options, structured
 from .errors import EngineConfigError, SamplingError
 from .memory import parse_bytes
 from .models import EMBEDDED_MODEL
@@ -196,6 +196,14 @@ def _check_text(name: str, text: str) -> None:
         ) from None
 
 
+_STRUCTURED_CHECKS = {
+    options.SCHEMA: structured.json_schema,
+    options.REGEX: structured.regex,
+    options.CHOICE: structured.choice,
+    options.GRAMMAR: structured.grammar,
+}
+
+
 def _check(option: options.Option, value: Any) -> Any:
     """One option's value, checked by its row's kind and bounds (None: not sent)."""
     kind, name = option.kind, option.name
@@ -209,6 +217,13 @@ def _check(option: options.Option, value: Any) -> Any:
         return _flag(name, value)
     if kind == options.STOP:
         return None if value is None else _stop(value)
+    if value is None:
+        return None
+    if kind in _STRUCTURED_CHECKS:
+        for text in [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else ():
+            if isinstance(text, str):
+                _check_text(name, text)
+        return _STRUCTURED_CHECKS[kind](value)
     raise AssertionError(f"option {name!r} has a kind config does not check: {kind!r}")
 
 

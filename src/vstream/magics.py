@@ -7,12 +7,14 @@ are checked by ``config.validate_sampling`` and reported as ``UsageError`` namin
 from __future__ import annotations
 
 import ast
+import json
 import os
+import re
 import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 from traitlets import Bool, Dict, Float, Unicode
@@ -30,6 +32,9 @@ MAX_SAMPLES = 8
 def _usage_error(exc: Exception) -> UsageError:
     """Rephrase a validation error in terms of the magic's option names."""
     message = str(exc)
+    if "cannot be used together" in message:  # names every option of the group: all become flags
+        flags = {o.name: o.flag for o in options.OPTIONS if o.group and o.flag}
+        return UsageError(re.sub(r"\b\w+\b", lambda m: flags.get(m.group(0), m.group(0)), message))
     for option in sorted(options.OPTIONS, key=lambda o: len(o.name), reverse=True):
         if option.flag and message.startswith(option.name + " "):
             message = option.flag + message[len(option.name) :]
@@ -85,16 +90,19 @@ class VStreamMagics(Magics):
     @argument("--model", help="Switch the engine to this model (restarts it).")
     @argument("--no-interpolate", action="store_true", help="Leave {name} placeholders in the prompt as they are.")
     @cell_magic("vstream")
+    # The option line is taken as written: IPython would fill {3} in --regex '[0-9]{3}' and $ in
+    # '^a$' from the namespace (and turn a JSON literal into a Python dict's repr).
+    @no_var_expand
     def vstream_cell(self, line: str, cell: str) -> None:
         """Stream the cell's text through the kernel's vLLM engine.
 
-        ``{name}`` placeholders are filled from your variables (as IPython does for shell
-        commands) unless ``--no-interpolate`` is given. Ctrl-C (or the stop button) aborts the
-        request in the engine and keeps the text so far.
+        ``{name}`` placeholders in the cell are filled from your variables (as IPython does for
+        shell commands) unless ``--no-interpolate`` is given; the option line is taken as written
+        (``--regex '[0-9]{3}'``). ``--json-schema`` and ``--grammar`` take a variable's name too.
+        Ctrl-C (or the stop button) aborts the request in the engine and keeps the text so far.
         """
         args = parse_argstring(self.vstream_cell, line)
         args.system = _decoded(args.system)
-        args.stop = [_decoded(s) for s in args.stop] if args.stop else None
         sampling = self._sampling_from(args)
         samples = args.samples
         if not 1 <= samples <= MAX_SAMPLES:
@@ -121,12 +129,33 @@ class VStreamMagics(Magics):
         for option in options.OPTIONS:
             value = getattr(args, option.name, None)
             if value is not None:
-                sampling[option.name] = value
+                sampling[option.name] = self._option_value(option, value)
         try:
             validate_sampling(sampling)
         except SamplingError as exc:
             raise _usage_error(exc) from None
         return sampling
+
+    def _option_value(self, option: options.Option, value: Any) -> Any:
+        """An option's value as the cell meant it (quotes off; escapes decoded where they apply)."""
+        if option.kind in (options.STOP, options.CHOICE):
+            return [_decoded(item) for item in value]
+        if option.kind == options.REGEX:
+            return _unquoted(value)  # a regex keeps its backslashes as typed: \d, \n, \s
+        if option.kind in (options.SCHEMA, options.GRAMMAR):
+            text = _unquoted(value)
+            if text.isidentifier() and text in self.shell.user_ns:
+                return self.shell.user_ns[text]  # a dict, a JSON string, a pydantic class, a grammar
+            if option.kind == options.GRAMMAR:
+                return escapes.decode(text)
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise UsageError(
+                    f"{option.flag} takes a variable of this notebook or a JSON literal; {text[:60]!r} is "
+                    f"neither ({'no such variable' if text.isidentifier() else f'not JSON: {exc}'})"
+                ) from None
+        return value
 
     def _submit(
         self, host: EngineHost, prompt: str, chat: bool, system: str | None, sampling: dict[str, Any], samples: int
@@ -344,13 +373,18 @@ def _after_text(seconds: float | None) -> str:
     return "never" if seconds is None else f"after {seconds:g} s without requests"
 
 
+def _unquoted(value: str) -> str:
+    """An option value without the outer quotes that magic_arguments keeps."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
 def _decoded(value: str | None) -> str | None:
-    """An option value as meant: outer quotes removed (magic_arguments keeps them), escapes decoded."""
+    """An option value as meant: outer quotes removed, escapes decoded."""
     if value is None:
         return None
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        value = value[1:-1]
-    return escapes.decode(value)
+    return escapes.decode(_unquoted(value))
 
 
 def _key_values(words: list[str]) -> dict[str, Any]:

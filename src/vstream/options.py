@@ -97,6 +97,17 @@ class Option:
 
 STRUCTURED = "structured output"  # the group: at most one per request
 
+
+def _structured(name: str, kind: str, field: str, label: str, help: str) -> Option:
+    """A structured-output constraint: ``StructuredOutputsParams(<field>=...)`` in vLLM and the
+    server's ``structured_outputs.<field>``; one of the panel's output formats."""
+    path = f"structured_outputs.{field}"
+    flag = "--" + name.replace("_", "-")
+    return Option(
+        name, kind, help, flags=(flag,), group=STRUCTURED, control=Control("format", label), server=path, engine=path
+    )
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         "temperature", REAL, "Sampling temperature (0 = greedy).", 0.0, 2.0, default=0.8, neutral=1.0,
@@ -166,6 +177,17 @@ OPTIONS: tuple[Option, ...] = (
         engine="logprobs", preset=False,
         absent={"preset": "a view of the whole panel (its 'colour by probability' box), not a sampling style"},
     ),
+    # Structured output: at most one per request (vLLM's StructuredOutputsParams takes one too).
+    _structured(
+        "json_schema", SCHEMA, "json", "JSON schema", "Answer with JSON that fits this schema: a variable of the "
+        "notebook (a dict, a JSON string or a pydantic model class) or a JSON literal.",
+    ),
+    _structured("regex", REGEX, "regex", "regex", "Answer with text matching this regular expression (as typed)."),
+    _structured("choice", CHOICE, "choice", "choice", "Answer with one of these strings (repeat for each)."),
+    _structured(
+        "grammar", GRAMMAR, "grammar", "grammar", "Answer with text this grammar accepts (EBNF/GBNF; a variable "
+        "or the text, \\n escapes).",
+    ),
 )
 
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
@@ -173,10 +195,6 @@ NAMES: tuple[str, ...] = tuple(BY_NAME)
 
 # What vstream sends when the caller says nothing (vLLM's own max_tokens default is 16 tokens).
 DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS if o.default is not None}
-
-
-def in_group(group: str) -> tuple[Option, ...]:
-    return tuple(o for o in OPTIONS if o.group == group)
 
 
 def nested(path: str, value: Any, into: dict[str, Any]) -> None:

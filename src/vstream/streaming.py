@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -184,6 +185,15 @@ class Stream:
         if self.error is not None:
             raise self.error
         return self
+
+    def json(self, timeout: float | None = None) -> Any:
+        """The finished answer parsed as JSON (waits for the end), e.g. with ``json_schema=``."""
+        text = self.wait(timeout).text
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            why = " (it stopped at max_tokens: raise it)" if self.finish_reason == "length" else ""
+            raise ValueError(f"the answer of {self.request_id} is not JSON{why}: {exc}; text: {text[:200]!r}") from None
 
     def wait_done(self, timeout: float | None = None) -> bool:
         """Block up to ``timeout`` seconds for the end; True if it ended. Never raises."""

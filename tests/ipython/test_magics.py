@@ -8,6 +8,8 @@ import re
 import pytest
 from IPython.core.error import UsageError
 
+from schemas import PERSON
+
 pytestmark = pytest.mark.engine
 
 
@@ -89,6 +91,11 @@ def test_logprobs_colour_each_token(shell):
         ("--presence-penalty 5", "--presence-penalty must be a number in [-2, 2]"),
         ("--out 1bad", "--out must be a Python variable name"),
         ("--top-k abc", "argument --top-k: invalid int value"),
+        ("--json-schema nosuchvar", "--json-schema takes a variable of this notebook or a JSON literal"),
+        ("--json-schema '{\"type\": \"objekt\"}'", "--json-schema is not a valid JSON schema"),
+        ("--regex '(a'", "--regex does not compile"),
+        ("--choice a --regex b", "--regex and --choice cannot be used together"),
+        ("--grammar '\\n'", "--grammar is empty"),
     ],
 )
 def test_bad_options_are_usage_errors_and_the_engine_keeps_serving(shell, host, line, message):
@@ -145,3 +152,29 @@ def test_an_instruction_without_chat_that_ends_at_once_says_so_and_suggests_chat
     shell.run_cell_magic("vstream", "--chat -t 0 -m 20 --out answered", "Write a short poem about the sea.")
     assert shell.user_ns["answered"].text.strip()
     assert "stopped immediately" not in _last_display(shell)[-1]["data"]["text/plain"]
+
+
+
+def test_json_schema_from_a_variable_or_a_literal_gives_valid_json(shell):
+    jsonschema = pytest.importorskip("jsonschema")
+    shell.user_ns["person"] = PERSON
+    line = "--chat --json-schema person -t 0.7 --seed 10 -n 5 -m 120 --out people"
+    shell.run_cell_magic("vstream", line, "Describe someone.")
+    people = shell.user_ns["people"]
+    for stream in people:
+        jsonschema.validate(stream.json(), PERSON)
+    print(f"\n{len(people)}/5 magic JSON answers validated")
+    literal = '\'{"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}\''
+    shell.run_cell_magic("vstream", f"--chat --json-schema {literal} -t 0.7 --seed 1 -m 40 --out ok", "Is it ok?")
+    assert isinstance(shell.user_ns["ok"].json()["ok"], bool)
+
+
+def test_regex_and_choice_options_constrain_the_answer(shell):
+    shell.run_cell_magic(
+        "vstream", r"--chat --regex '[0-9]{3}-[0-9]{4}' -t 0.7 --seed 2 -m 20 --out phone", "Give me a phone number."
+    )
+    assert re.fullmatch(r"[0-9]{3}-[0-9]{4}", shell.user_ns["phone"].text)
+    shell.run_cell_magic(
+        "vstream", "--chat --choice yes --choice no --choice 'it depends' -t 0.7 -n 4 --seed 3 --out picks", "Tea?"
+    )
+    assert {s.text for s in shell.user_ns["picks"]} <= {"yes", "no", "it depends"}

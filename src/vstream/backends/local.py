@@ -15,9 +15,9 @@ from typing import Any
 
 import psutil
 
-from .. import ipc_folder, logs, memory, spawning
+from .. import ipc_folder, logs, memory, options, spawning
 from ..config import EngineConfig, cpu_model
-from ..errors import EngineDeadError, EngineStartError
+from ..errors import EngineDeadError, EngineStartError, SamplingError
 from ..models import resolve_model
 from ..streaming import CANCELLED, ERROR, Stream, TokenLogprob
 from .base import EngineInfo, Progress, PromptSpec, RenderedPrompt
@@ -232,7 +232,7 @@ class LocalBackend:
         want_logprobs = sampling.get("logprobs") is not None
         try:
             # Inside the try: vLLM's own checks (SamplingParams.__post_init__) end the stream too.
-            params = self._sampling_params(**sampling, output_kind=self._delta)
+            params = self._params(sampling)
             # Token ids, not text: the prompt was tokenized once already, to check it fits.
             async for output in self._engine.generate(
                 {"prompt_token_ids": prompt.token_ids}, params, stream.request_id
@@ -255,6 +255,14 @@ class LocalBackend:
         finally:
             if not stream.done:
                 stream._finish(ERROR, error=EngineDeadError("the engine ended the request without finishing it"))
+
+    def _params(self, sampling: dict[str, Any]) -> Any:
+        """vLLM's SamplingParams for checked settings (each option's keyword from its row)."""
+        kwargs = options.engine_arguments(sampling)
+        structured = kwargs.pop("structured_outputs", None)
+        if structured:
+            kwargs.update(_structured_outputs(self._sampling_params, structured))
+        return self._sampling_params(**kwargs, output_kind=self._delta)
 
     @property
     def async_llm(self) -> Any:
@@ -297,6 +305,20 @@ class LocalBackend:
             del engine
             gc.collect()
         _reap(self._pids)
+
+
+def _structured_outputs(sampling_params: type, constraint: dict[str, Any]) -> dict[str, Any]:
+    """``structured_outputs=StructuredOutputsParams(...)`` (vLLM 0.12 and later: both lines in
+    use, 0.26 and 0.32, spell it so), or the ``guided_decoding`` of older versions; found by
+    the fields SamplingParams (a msgspec Struct) declares, not by version numbers."""
+    from vllm import sampling_params as module
+
+    accepts = getattr(sampling_params, "__struct_fields__", ())
+    if "structured_outputs" in accepts and hasattr(module, "StructuredOutputsParams"):
+        return {"structured_outputs": module.StructuredOutputsParams(**constraint)}
+    if "guided_decoding" in accepts and hasattr(module, "GuidedDecodingParams"):
+        return {"guided_decoding": module.GuidedDecodingParams(**constraint)}
+    raise SamplingError(f"this vLLM ({module.__name__}) has no structured outputs: upgrade vLLM to use them")
 
 
 def _spec_key(spec: PromptSpec) -> tuple[Any, ...]:
