@@ -10,6 +10,8 @@
 #                   every path, vllm serve + openai beside the engine, transformers (eager: restart())
 #   server-eager    eager (vstream's default), only the API and vllm serve + openai, each beside raw
 #   profile         the compiled benchmark under py-spy (it perturbs the run: read the profile only)
+#   memory-tests    tests/gpu/test_gpu_memory.py: the default engine's memory, sleep and the idle timer,
+#                   16 kernels with default engines at once
 #   gpu-tests       tests/gpu on one GPU: engine memory, kernel shutdown/restart memory
 #   engine-tests    the engine, magic and kernel tests (-m engine) on CUDA vLLM
 #   multi-gpu       tests/gpu -m multigpu: tensor and pipeline parallel on two GPUs
@@ -80,6 +82,10 @@ case "$stage" in
       python3 -m benchmarks.profile_summary "$OUT/$card-profile.txt" > "$OUT/$card-profile-summary.txt" \
         && gzip -f "$OUT/$card-profile.txt" && cat "$OUT/$card-profile-summary.txt"
     fi
+    ;;
+  memory-tests)
+    VSTREAM_RESULTS=$OUT single python3 -m pytest tests/gpu/test_gpu_memory.py -m gpu -p no:cacheprovider -q -s \
+      2>&1 | tee "$OUT/$card-memory-tests.log"
     ;;
   gpu-tests)
     VSTREAM_RESULTS=$OUT single python3 -m pytest tests/gpu -m "gpu and not multigpu" -p no:cacheprovider -q -s \

@@ -126,6 +126,12 @@ class LocalBackend:
             shape = memory.ModelShape.from_config(AutoConfig.from_pretrained(path).to_dict(), dtype=c.dtype)
         devices = c.tensor_parallel_size * c.pipeline_parallel_size
         self._free = memory.free_memory(self.device, devices)
+        if self.device == "cuda" and self._free and len(self._free) < devices:
+            raise EngineStartError(
+                f"tensor_parallel_size={c.tensor_parallel_size} x pipeline_parallel_size="
+                f"{c.pipeline_parallel_size} needs {devices} GPUs, and {len(self._free)} "
+                f"{'is' if len(self._free) == 1 else 'are'} visible ({', '.join(f.where for f in self._free)})"
+            )
         return memory.plan(
             shape,
             device=self.device,
