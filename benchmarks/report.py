@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,22 @@ def table(files: list[Path]) -> str:
 
 def gpu_check(result: dict[str, Any], name: str) -> str:
     """One line per GPU test record: what ran, on what, and the memory before / loaded / after."""
+    where = f"- `{name}` ({result.get('card', '?')}, {result.get('date', '?')[:10]}): "
+    if "kernels" in result:  # tests/gpu/test_gpu_memory.py: many kernels at once
+        ready = result["ready_s"]
+        return where + (
+            f"{result['kernels']} kernels with default engines at once: {result['failures']} failures, "
+            f"ready in {_f(min(ready))}-{_f(max(ready))} s, KV {', '.join(map(str, result['kv_tokens']))} "
+            f"tokens each, {_f(result['peak_gib'])} GiB at peak, {_f(result['after_gib'])} after"
+        )
+    if "freed_share" in result:  # tests/gpu/test_gpu_memory.py: sleep and the idle timer
+        awake = statistics.median(result["ttft_awake_ms"])
+        return where + (
+            f"default engine {_f(result['engine_gib'])} GiB → asleep {_f(result['asleep_gib'])} "
+            f"({result['freed_share']:.0%} freed); sleep {_f(result['sleep_s'])} s, wake {result['wake_s']:.3f} s; "
+            f"TTFT after an automatic wake {_f(min(result['ttft_after_automatic_wake_ms']))}-"
+            f"{_f(max(result['ttft_after_automatic_wake_ms']))} ms (awake: {_f(awake)} ms)"
+        )
 
     def gib(key: str) -> str:
         value = result.get(key)
@@ -161,8 +178,7 @@ def gpu_check(result: dict[str, Any], name: str) -> str:
         if result.get(key) is not None
     ]
     return (
-        f"- `{name}` ({result.get('card', '?')}, {result.get('date', '?')[:10]}): "
-        f"{gib('gpu_used_before_gib')} → {gib('gpu_used_loaded_gib')} → {gib(after)} GiB"
+        where + f"{gib('gpu_used_before_gib')} → {gib('gpu_used_loaded_gib')} → {gib(after)} GiB"
         + (f"; {', '.join(e.strip() for e in extra)}" if extra else "")
     )
 

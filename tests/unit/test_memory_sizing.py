@@ -154,3 +154,25 @@ def test_status_line_says_what_the_memory_buys():
     )  # fmt: skip
     assert info.full_context_streams == 8
     assert "weights 0.25 GiB + KV 1.41 GiB = 65,536 tokens, 8 streams at full context" in info.describe()
+
+
+def test_a_parallel_engine_asking_for_more_gpus_than_visible_fails_before_vllm(monkeypatch):
+    from vstream.backends.local import LocalBackend
+
+    one_gpu = [FreeMemory("GPU 0 (NVIDIA H200)", 130 * GiB, 140 * GiB)]
+    monkeypatch.setattr(memory, "free_memory", lambda device, devices: one_gpu[:devices])
+    config = vstream.EngineConfig.from_kwargs(tensor_parallel_size=2)
+    backend = LocalBackend(config, "cuda", verbose=False)
+    with pytest.raises(vstream.EngineStartError, match=r"needs 2 GPUs, and 1 is visible \(GPU 0 \(NVIDIA H200\)\)"):
+        backend._memory_plan(str(vstream.models.embedded_checkpoint()))
+
+
+def test_status_of_a_parallel_engine_says_the_bytes_are_per_gpu():
+    info = EngineInfo(
+        model="m", model_path="/m", device="cuda", device_name="NVIDIA H200", mode="eager",
+        max_model_len=8192, kv_cache_tokens=65_536, backend="b", vllm_version="0.26.0",
+        torch_version="2.11", tensor_parallel_size=2, weight_bytes=int(0.13 * GiB),
+        kv_cache_bytes=65_536 * 11_520,
+    )  # fmt: skip
+    assert "×2 (tensor parallel 2, pipeline parallel 1)" in info.describe()
+    assert "KV 0.70 GiB per GPU = 65,536 tokens" in info.describe()
