@@ -221,6 +221,10 @@ class StandInHost:
         self.streamed += 1
         raise AssertionError("the panel must not submit before the engine is ready")
 
+    def stream_many(self, requests: Any) -> None:  # what the panel calls: counted too
+        self.streamed += len(requests)
+        raise AssertionError("the panel must not submit before the engine is ready")
+
 
 @pytest.fixture
 def panel_over():
