@@ -215,6 +215,10 @@ def _check(option: options.Option, value: Any) -> Any:
         return None if value is None else _integer(name, value, int(option.low), option.high, extra=option.hint)
     if kind == options.FLAG:
         return _flag(name, value)
+    if kind == options.TRISTATE:
+        if value is not None and not isinstance(value, bool):
+            raise SamplingError(f"{name} must be True, False or None (None: decided by the model), got {value!r}")
+        return value
     if kind == options.STOP:
         return None if value is None else _stop(value)
     if value is None:

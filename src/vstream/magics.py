@@ -6,6 +6,7 @@ are checked by ``config.validate_sampling`` and reported as ``UsageError`` namin
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import os
@@ -55,7 +56,19 @@ def _argument_for(option: options.Option) -> argument:
         kwargs.update(action="store_true", default=None)
     elif option.kind in (options.STOP, options.CHOICE):
         kwargs["action"] = "append"
+    elif option.kind == options.TRISTATE:
+        kwargs.update(type=_on_off_auto, metavar="on|off|auto")
     return argument(*option.flags, **kwargs)
+
+
+_ON_OFF_AUTO = {"on": True, "off": False, "auto": None}
+
+
+def _on_off_auto(text: str) -> bool | None:
+    try:
+        return _ON_OFF_AUTO[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"use on, off or auto, not {text!r}") from None
 
 
 def request_arguments(func: Any) -> Any:
@@ -87,6 +100,7 @@ class VStreamMagics(Magics):
     @argument("--system", "-s", help="System prompt (implies --chat).")
     @argument("--samples", "-n", type=int, default=1, help=f"Stream N samples side by side, 1..{MAX_SAMPLES}.")
     @argument("--out", "-o", help="Store the finished Stream (a list with -n > 1) in this variable.")
+    @argument("--hide-thinking", action="store_true", help="Show only how long the model thought, not its thinking.")
     @argument("--model", help="Switch the engine to this model (restarts it).")
     @argument("--no-interpolate", action="store_true", help="Leave {name} placeholders in the prompt as they are.")
     @cell_magic("vstream")
@@ -122,7 +136,12 @@ class VStreamMagics(Magics):
         if args.out is not None:
             # Stored before streaming, so an interrupted cell still leaves the partial result.
             self.shell.user_ns[args.out] = streams[0] if samples == 1 else streams
-        self._show(streams, logprobs=args.logprobs is not None, chat_hint=None if chat else "add --chat")
+        self._show(
+            streams,
+            logprobs=args.logprobs is not None,
+            chat_hint=None if chat else "add --chat",
+            hide_thinking=args.hide_thinking,
+        )
 
     def _sampling_from(self, args: Any) -> dict[str, Any]:
         sampling = dict(self.defaults)
@@ -180,15 +199,17 @@ class VStreamMagics(Magics):
         follow(streams, paint, rate=self.update_rate)
 
     @staticmethod
-    def _bundle(streams: list[Stream], *, logprobs: bool, chat_hint: str | None) -> dict[str, str]:
+    def _bundle(
+        streams: list[Stream], *, logprobs: bool, chat_hint: str | None, hide_thinking: bool
+    ) -> dict[str, str]:
         titles = [f"sample {i + 1}" for i in range(len(streams))] if len(streams) > 1 else [None]
         cards = [
-            render.stream_card(s, title=t, logprobs=logprobs, chat_hint=chat_hint)
+            render.stream_card(s, title=t, logprobs=logprobs, chat_hint=chat_hint, hide_thinking=hide_thinking)
             for s, t in zip(streams, titles, strict=True)
         ]
         return {
             "text/html": render.side_by_side(cards),
-            "text/plain": render.plain_summary(streams, chat_hint=chat_hint),
+            "text/plain": render.plain_summary(streams, chat_hint=chat_hint, hide_thinking=hide_thinking),
         }
 
     # --- engine access --------------------------------------------------------------------------

@@ -177,6 +177,22 @@ OPTIONS: tuple[Option, ...] = (
         engine="logprobs", preset=False,
         absent={"preset": "a view of the whole panel (its 'colour by probability' box), not a sampling style"},
     ),
+    # Reasoning: vstream splits <think>…</think> off the answer itself (reasoning.py).
+    Option(
+        "reasoning", TRISTATE, "Split the model's <think>…</think> reasoning from the answer: on, off, or auto "
+        "(on for models whose tokenizer or chat template has the markers).",
+        flags=("--reasoning",), control=Control("tristate", "reasoning"),
+        absent={
+            "server": "split by vstream from the streamed text: the completions endpoint has no such field",
+            "engine": "split by vstream: offline AsyncLLM applies no reasoning parser (vllm#17292)",
+        },
+    ),
+    Option(
+        "thinking_token_budget", OPTIONAL_INT, "Most tokens the model may think before it must answer (needs an "
+        "engine started with a reasoning config: engine_args={'reasoning_config': ...}).", 0,
+        flags=("--thinking-budget",), control=Control("number", "thinking budget", tip="-1 = no budget"),
+        server="thinking_token_budget", engine="thinking_token_budget",
+    ),
     # Structured output: at most one per request (vLLM's StructuredOutputsParams takes one too).
     _structured(
         "json_schema", SCHEMA, "json", "JSON schema", "Answer with JSON that fits this schema: a variable of the "

@@ -85,6 +85,9 @@ class Panel(PanelLayout):
         self.export.on_click(self._on_export)
         self.show_prompt.observe(lambda _c: self._guard(self._update_rendered), "value")
         self.chat.observe(lambda _c: self._sync_chat(), "value")
+        self.show_thinking.observe(
+            lambda c: self._guard(lambda: [col.repaint(hide_thinking=not c["new"]) for col in self.columns]), "value"
+        )
         self.column_count.observe(lambda c: self._guard(lambda: self._resize(c["new"])), "value")
         self._sync_chat()
         ref = weakref.ref(self)
@@ -244,7 +247,10 @@ class Panel(PanelLayout):
             def paint(final: bool) -> None:
                 if generation == self._generation:
                     for column, title in zip(columns, titles, strict=True):
-                        column.paint(title=title, logprobs=request["logprobs"], final=final, chat_hint=chat_hint)
+                        column.paint(
+                            title=title, final=final, logprobs=request["logprobs"], chat_hint=chat_hint,
+                            hide_thinking=not self.show_thinking.value,
+                        )  # fmt: skip
 
             if streams:
                 follow(streams, paint, rate=self.rate)

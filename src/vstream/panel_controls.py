@@ -30,7 +30,7 @@ _STYLE = {"description_width": "128px"}
 _ROW = w.Layout(width="100%", max_width="520px")
 
 # The rows each kind of control serves.
-_VALUE_KINDS = ("slider", "number", "check")
+_VALUE_KINDS = ("slider", "number", "check", "tristate")
 _FORMAT_ROWS = tuple(o for o in options.OPTIONS if o.control is not None and o.control.kind == "format")
 _FORMAT_LABELS = {"json_schema": "JSON schema", "regex": "regex", "choice": "choice", "grammar": "grammar"}
 _FORMAT_HINTS = {
@@ -56,6 +56,8 @@ def _value_widget(option: options.Option, value: Any) -> Any:
         )  # fmt: skip
     if control.kind == "number":
         return w.IntText(value=value, **common)
+    if control.kind == "tristate":
+        return w.Dropdown(options=[("auto", None), ("on", True), ("off", False)], value=value, **common)
     return w.Checkbox(value=bool(value), indent=True, **common)
 
 
@@ -85,7 +87,7 @@ class SamplingControls:
         for option in options.OPTIONS:
             kind = option.control.kind if option.control is not None else None
             if kind in _VALUE_KINDS:
-                start = next(v for v in (option.default, option.neutral, option.low) if v is not None)
+                start = _start_value(option)
                 widget = _value_widget(option, start)
                 self._values[option.name] = widget
                 setattr(self, option.name, widget)
@@ -170,7 +172,7 @@ class SamplingControls:
             stop = parse_stop(self.stop.value)
         except ValueError as exc:
             raise SamplingError(str(exc)) from None
-        values: dict[str, Any] = {name: clean(widget.value) for name, widget in self._values.items()}
+        values: dict[str, Any] = {name: _read(name, widget.value) for name, widget in self._values.items()}
         if stop:
             values["stop"] = stop
         if self.seed_mode.value == "fixed":
@@ -269,6 +271,23 @@ class SamplingControls:
         self.box.close()
         for widget in (*self._controls(), self.preset, self.preset_name, self.save, self.message):
             widget.close()
+
+
+def _start_value(option: options.Option) -> Any:
+    """What a control shows at first: the default, else the neutral value; an optional number
+    starts below its range, which reads as "not set"."""
+    if option.kind == options.TRISTATE:
+        return option.default
+    if option.kind == options.OPTIONAL_INT and option.default is None:
+        return int(option.low) - 1
+    return next(v for v in (option.default, option.neutral, option.low) if v is not None)
+
+
+def _read(name: str, value: Any) -> Any:
+    option = options.BY_NAME[name]
+    if option.kind == options.OPTIONAL_INT and isinstance(value, int) and value < option.low:
+        return None  # "-1 = no budget"
+    return clean(value)
 
 
 def _column_control(name: str) -> bool:

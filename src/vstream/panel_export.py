@@ -139,6 +139,8 @@ def _magic_words(option: options.Option, value: Any) -> list[str] | None:
     kind = option.kind
     if kind == options.FLAG:
         return [flag] if value else []
+    if kind == options.TRISTATE:
+        return [flag, {True: "on", False: "off"}.get(value, "auto")]
     if kind in (options.STOP, options.CHOICE):
         words = []
         for item in value:

@@ -51,11 +51,20 @@ class Column:
         self.settings.layout.width = "470px" if alone else "100%"
         self.settings.layout.flex = "0 0 auto" if alone else None
 
-    def paint(self, *, title: str | None, logprobs: bool, final: bool = False, chat_hint: str | None = None) -> None:
+    def paint(self, *, title: str | None, final: bool = False, **view: Any) -> None:
+        """Repaint if the stream changed; ``view``: render.stream_card's logprobs, chat_hint,
+        hide_thinking."""
         stream = self.stream
+        self._view = {"title": title, **view}
         if stream is not None and (final or stream.version != self.painted):
             self.painted = stream.version
-            self.output.value = render.stream_card(stream, title=title, logprobs=logprobs, chat_hint=chat_hint)
+            self.output.value = render.stream_card(stream, title=title, **view)
+
+    def repaint(self, **changes: Any) -> None:
+        """Paint the stream again as last painted, with ``changes`` to the view (a toggle)."""
+        view = {**getattr(self, "_view", {"title": None}), **changes}
+        if self.stream is not None:
+            self.paint(final=True, **view)
 
     def note(self, text: str) -> None:
         self.output.value = f'<div class="vstream-note" style="{MUTED}">{render.escape(text)}</div>'
@@ -96,6 +105,11 @@ class PanelLayout:
             layout=w.Layout(width="150px"),
             style={"description_width": "60px"},
         )
+        # Reasoning models: the <think> block shows above the answer unless this is off.
+        self.show_thinking = w.Checkbox(
+            value=True, description="show thinking", indent=False, layout=w.Layout(width="130px")
+        )
+        self.show_thinking.add_class("vstream-show-thinking")
         self.logprob_view = w.Checkbox(
             value=logprobs is not None,
             description="colour by probability",
@@ -135,7 +149,7 @@ class PanelLayout:
             layout=w.Layout(flex_flow="row wrap"),
         )
         options = w.HBox(
-            [self.chat, self.column_count, self.logprob_view, self.logprob_k],
+            [self.chat, self.column_count, self.show_thinking, self.logprob_view, self.logprob_k],
             layout=w.Layout(flex_flow="row wrap", align_items="center"),
         )
         self.root = w.VBox(

@@ -98,10 +98,46 @@ def empty_answer_note(stream: Stream, *, chat_hint: str | None) -> str | None:
     return f"{said}: try rewording the prompt, a system prompt, or a higher temperature"
 
 
+def thinking_title(stream: Stream) -> str | None:
+    """"Thinking…" while the model thinks, then "Thought for N s"; None without reasoning."""
+    metrics = stream.metrics
+    if not stream.reasoning_on or not (stream.reasoning or stream.thinking):
+        return None
+    if stream.thinking:
+        return "Thinking…" + (f" ({metrics.reasoning_tokens} tokens)" if metrics.reasoning_tokens else "")
+    took = metrics.thinking_s or 0.0
+    return f"Thought for {took:.1f} s ({metrics.reasoning_tokens} tokens)"
+
+
+def thinking_block(stream: Stream, *, hidden: bool = False) -> str:
+    """The reasoning as a collapsible block: open while the model thinks, closed once it answers.
+    ``hidden`` (``--hide-thinking``): only the line saying it thought, and for how long."""
+    title = thinking_title(stream)
+    if title is None:
+        return ""
+    style = "font-size:0.9em;color:var(--jp-ui-font-color2,#666);margin:0 0 4px 0"
+    if hidden:
+        return f'<div class="vstream-thinking vstream-thinking-hidden" style="{style}">{escape(title)}</div>'
+    cursor = stream.thinking
+    return (
+        f'<details class="vstream-thinking"{" open" if stream.thinking else ""} style="{style}">'
+        f'<summary style="cursor:pointer">{escape(title)}</summary>'
+        '<pre class="vstream-reasoning" style="white-space:pre-wrap;word-break:break-word;margin:2px 0 0 0;'
+        'padding-left:8px;border-left:2px solid var(--jp-border-color2,#ddd);font-family:var(--jp-code-font-family,'
+        f'monospace)">{escape(stream.reasoning.strip())}{"▌" if cursor else ""}</pre></details>'
+    )
+
+
 def stream_card(
-    stream: Stream, *, title: str | None = None, logprobs: bool = False, chat_hint: str | None = None
+    stream: Stream,
+    *,
+    title: str | None = None,
+    logprobs: bool = False,
+    chat_hint: str | None = None,
+    hide_thinking: bool = False,
 ) -> str:
-    """One stream as HTML: optional title, the text (or coloured tokens), and its status line.
+    """One stream as HTML: optional title, the thinking (when split off), the text (or coloured
+    tokens), and its status line.
 
     ``chat_hint``: how this UI turns chat mode on, for the note an empty answer gets (None:
     chat mode was on).
@@ -109,7 +145,8 @@ def stream_card(
     if logprobs and stream.logprobs is not None:
         body = logprob_tokens(stream.logprobs)
     else:
-        body = text_block(stream.text, cursor=not stream.done)
+        body = text_block(stream.text, cursor=not stream.done and not stream.thinking)
+    body = thinking_block(stream, hidden=hide_thinking) + body
     note = empty_answer_note(stream, chat_hint=chat_hint)
     if note is not None:
         body += (
@@ -130,11 +167,14 @@ def side_by_side(cards: Sequence[str]) -> str:
     return '<div class="vstream-row" style="display:flex;gap:16px;align-items:flex-start">' + "".join(cards) + "</div>"
 
 
-def plain_summary(streams: Sequence[Stream], *, chat_hint: str | None = None) -> str:
+def plain_summary(streams: Sequence[Stream], *, chat_hint: str | None = None, hide_thinking: bool = False) -> str:
     """The text/plain twin of the HTML, for terminals and saved notebooks without HTML."""
     chunks = []
     for i, stream in enumerate(streams):
         head = f"[sample {i + 1}] " if len(streams) > 1 else ""
+        thought = thinking_title(stream)
+        if thought is not None:
+            head += f"[{thought}]\n" if hide_thinking else f"[{thought}]\n{stream.reasoning.strip()}\n[answer]\n"
         note = empty_answer_note(stream, chat_hint=chat_hint)
         chunks.append(f"{head}{stream.text}\n-- {status_line(stream)}" + (f"\n-- {note}" if note else ""))
     return "\n\n".join(chunks)

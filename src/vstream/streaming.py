@@ -17,8 +17,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from .metrics import Metrics
+from .reasoning import ANSWER, REASONING, ThinkSplitter, starts_inside
+
 CANCELLED = "cancelled"
 ERROR = "error"
+FINISH = "finish"
 
 Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]  # an `async for` waiting for text
 
@@ -32,55 +36,15 @@ class TokenLogprob:
     top: tuple[tuple[str, float], ...] = ()
 
 
-@dataclasses.dataclass
-class Metrics:
-    """Timing of one request, in ``time.perf_counter()`` seconds."""
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One step of a stream, from ``stream.events()``: a reasoning delta, an answer delta, or the
+    finish (``kind`` is ``"reasoning"``, ``"answer"`` or ``"finish"``)."""
 
-    submitted_at: float
-    first_token_at: float | None = None
-    last_token_at: float | None = None
-    finished_at: float | None = None
-    tokens: int = 0
-
-    @property
-    def ttft_s(self) -> float | None:
-        """Time to first token."""
-        return None if self.first_token_at is None else self.first_token_at - self.submitted_at
-
-    @property
-    def decode_s(self) -> float | None:
-        if self.first_token_at is None or self.last_token_at is None:
-            return None
-        return self.last_token_at - self.first_token_at
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        """Decode speed: tokens after the first, over the time since the first."""
-        decode = self.decode_s
-        if decode is None or decode <= 0 or self.tokens < 2:
-            return None
-        return (self.tokens - 1) / decode
-
-    @property
-    def duration_s(self) -> float | None:
-        return None if self.finished_at is None else self.finished_at - self.submitted_at
-
-    def as_dict(self) -> dict[str, float | int | None]:
-        return {
-            "ttft_s": self.ttft_s,
-            "tokens": self.tokens,
-            "tokens_per_s": self.tokens_per_s,
-            "duration_s": self.duration_s,
-        }
-
-    def summary(self) -> str:
-        parts = []
-        if self.ttft_s is not None:
-            parts.append(f"TTFT {self.ttft_s * 1000:.0f} ms")
-        parts.append(f"{self.tokens} tokens")
-        if self.tokens_per_s is not None:
-            parts.append(f"{self.tokens_per_s:.1f} tok/s")
-        return " · ".join(parts)
+    kind: str
+    text: str = ""
+    finish_reason: str | None = None
+    error: BaseException | None = None
 
 
 class Stream:
@@ -105,7 +69,14 @@ class Stream:
         self.finish_reason: str | None = None
         self.stop_reason: str | int | None = None
         self.error: BaseException | None = None
-        self._deltas: list[str] = []
+        self._deltas: list[str] = []  # the answer's deltas (all the text, without reasoning)
+        self._reasoning: list[str] = []
+        self._events: list[Event] = []
+        self._splitter: ThinkSplitter | None = None
+        self._undecided_tokens = 0  # counted before the splitter knew whether they are thinking
+        self._undecided_at: float | None = None
+        if sampling.get("reasoning"):
+            self._splitter = ThinkSplitter(inside=starts_inside(prompt))
         self._token_ids: list[int] = []
         self._logprobs: list[TokenLogprob] | None = [] if sampling.get("logprobs") is not None else None
         self._changed = threading.Condition()
@@ -116,6 +87,12 @@ class Stream:
 
     # --- written by the engine's loop thread ---------------------------------------------------
 
+    def _think(self, *, inside: bool = False) -> None:
+        """Split ``<think>…</think>`` off the answer (before the first delta; backends call it
+        when ``reasoning=None`` and the model is a thinking model)."""
+        if self._splitter is None and not self._token_ids:
+            self._splitter = ThinkSplitter(inside=inside)
+
     def _feed(self, text: str, token_ids: list[int], logprobs: list[TokenLogprob] | None) -> None:
         now = time.perf_counter()
         with self._changed:
@@ -125,8 +102,14 @@ class Stream:
                 self.metrics.last_token_at = now
                 self.metrics.tokens += len(token_ids)
                 self._token_ids.extend(token_ids)
-            if text:
-                self._deltas.append(text)
+            if self._splitter is None:
+                if text:
+                    self._deltas.append(text)
+                    self._events.append(Event(ANSWER, text))
+                    if self.metrics.first_answer_at is None:
+                        self.metrics.first_answer_at = now
+            else:
+                self._split(self._splitter.feed(text), len(token_ids), now)
             if logprobs and self._logprobs is not None:
                 self._logprobs.extend(logprobs)
             self.version += 1
@@ -134,10 +117,34 @@ class Stream:
             waiters, self._async_waiters = self._async_waiters, []
         _wake_soon(waiters)
 
+    def _split(self, pieces: list[tuple[str, str]], tokens: int, now: float) -> None:
+        """Route split text to the reasoning or the answer, and count its tokens (held: lock)."""
+        for kind, piece in pieces:
+            (self._reasoning if kind == REASONING else self._deltas).append(piece)
+            self._events.append(Event(kind, piece))
+        state = self._splitter.state if self._splitter is not None else ANSWER
+        metrics = self.metrics
+        if state == "before":
+            self._undecided_tokens += tokens
+            self._undecided_at = self._undecided_at or now
+            return
+        tokens, self._undecided_tokens = tokens + self._undecided_tokens, 0
+        since, self._undecided_at = self._undecided_at or now, None
+        if any(kind == ANSWER for kind, _ in pieces):
+            if metrics.first_answer_at is None:
+                metrics.first_answer_at = now
+        elif state == REASONING and tokens:
+            metrics.reasoning_tokens += tokens
+            metrics.first_reasoning_at = metrics.first_reasoning_at or since
+            metrics.last_reasoning_at = now
+
     def _finish(self, reason: str, *, stop_reason: str | int | None = None, error: BaseException | None = None) -> None:
         with self._changed:
             if self._done.is_set():
                 return
+            if self._splitter is not None:
+                self._split(self._splitter.flush(), 0, time.perf_counter())
+            self._events.append(Event(FINISH, finish_reason=reason, error=error))
             self.finish_reason = reason
             self.stop_reason = stop_reason
             self.error = error
@@ -152,7 +159,23 @@ class Stream:
 
     @property
     def text(self) -> str:
+        """The answer so far (without the reasoning, when it is split off)."""
         return "".join(self._deltas)
+
+    @property
+    def reasoning(self) -> str:
+        """The model's thinking (``<think>…</think>``), when reasoning is on; else empty."""
+        return "".join(self._reasoning)
+
+    @property
+    def reasoning_on(self) -> bool:
+        return self._splitter is not None
+
+    @property
+    def thinking(self) -> bool:
+        """Still inside its thinking block (the answer has not started)."""
+        splitter = self._splitter
+        return splitter is not None and splitter.state != ANSWER and not self.done
 
     @property
     def token_ids(self) -> list[int]:
@@ -213,39 +236,53 @@ class Stream:
             self._done.wait(timeout)
 
     def __iter__(self) -> Iterator[str]:
-        """Text deltas as they arrive. Ctrl-C (KeyboardInterrupt) aborts the request."""
-        index = 0
-        try:
-            while True:
-                with self._changed:
-                    while index >= len(self._deltas) and not self._done.is_set():
-                        # A timeout keeps the wait interruptible by signals on every platform.
-                        self._changed.wait(0.25)
-                    pending = self._deltas[index:]
-                    finished = self._done.is_set()
-                index += len(pending)
-                yield from pending
-                if finished and index >= len(self._deltas):
-                    break
-        except (KeyboardInterrupt, GeneratorExit):
-            self.cancel()
-            raise
+        """Answer deltas as they arrive. Ctrl-C (KeyboardInterrupt) aborts the request."""
+        yield from self._follow(self._deltas)
         if self.error is not None:
             raise self.error
 
     async def __aiter__(self) -> AsyncIterator[str]:
+        async for delta in self._afollow(self._deltas):
+            yield delta
+        if self.error is not None:
+            raise self.error
+
+    def events(self) -> Events:
+        """Typed events as they arrive: ``Event("reasoning", text)``, ``Event("answer", text)``,
+        then one ``Event("finish", finish_reason=..., error=...)``; for ``for`` and ``async for``."""
+        return Events(self)
+
+    def _follow(self, items: list[Any]) -> Iterator[Any]:
+        index = 0
+        try:
+            while True:
+                with self._changed:
+                    while index >= len(items) and not self._done.is_set():
+                        # A timeout keeps the wait interruptible by signals on every platform.
+                        self._changed.wait(0.25)
+                    pending = items[index:]
+                    finished = self._done.is_set()
+                index += len(pending)
+                yield from pending
+                if finished and index >= len(items):
+                    break
+        except (KeyboardInterrupt, GeneratorExit):
+            self.cancel()
+            raise
+
+    async def _afollow(self, items: list[Any]) -> AsyncIterator[Any]:
         index = 0
         loop = asyncio.get_running_loop()
         try:
             while True:
-                while index < len(self._deltas):
+                while index < len(items):
                     index += 1
-                    yield self._deltas[index - 1]
-                if self._done.is_set() and index >= len(self._deltas):
+                    yield items[index - 1]
+                if self._done.is_set() and index >= len(items):
                     break
                 future: asyncio.Future[None] = loop.create_future()
                 with self._changed:
-                    if index >= len(self._deltas) and not self._done.is_set():
+                    if index >= len(items) and not self._done.is_set():
                         self._async_waiters.append((loop, future))
                     else:
                         future.set_result(None)
@@ -253,8 +290,6 @@ class Stream:
         except (asyncio.CancelledError, GeneratorExit):
             self.cancel(wait=False)
             raise
-        if self.error is not None:
-            raise self.error
 
     def snapshot(self) -> tuple[int, str, bool]:
         """(version, text, done) read consistently, for refreshers."""
@@ -264,6 +299,19 @@ class Stream:
     def __repr__(self) -> str:
         state = self.finish_reason or "running"
         return f"<Stream {self.request_id} {state}: {self.metrics.summary()}>"
+
+
+class Events:
+    """``stream.events()``: iterate with ``for`` or ``async for``; ends after the finish event."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[Event]:
+        return self._stream._follow(self._stream._events)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._stream._afollow(self._stream._events)
 
 
 _feeding = threading.local()  # the waiters gathered during this step of the feeding thread's loop

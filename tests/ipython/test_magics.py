@@ -178,3 +178,29 @@ def test_regex_and_choice_options_constrain_the_answer(shell):
         "vstream", "--chat --choice yes --choice no --choice 'it depends' -t 0.7 -n 4 --seed 3 --out picks", "Tea?"
     )
     assert {s.text for s in shell.user_ns["picks"]} <= {"yes", "no", "it depends"}
+
+
+FORCED_THINKING = r"'<think>[a-z ]{8,60}</think>[A-Za-z ]{3,40}'"
+
+
+def test_reasoning_shows_a_thinking_block_then_thought_for(shell):
+    line = f"--chat --reasoning on --regex {FORCED_THINKING} -t 0.7 --seed 4 -m 80 --out r"
+    shell.run_cell_magic("vstream", line, "Think about the sea, then name a colour.")
+    stream = shell.user_ns["r"]
+    assert stream.reasoning and "<think>" not in stream.text
+    messages = _last_display(shell)
+    assert any("Thinking…" in m["data"]["text/html"] for m in messages[:-1])  # live, while it thought
+    final = messages[-1]["data"]["text/html"]
+    assert '<details class="vstream-thinking"' in final and "Thought for" in final
+    assert html.escape(stream.reasoning.strip()) in final
+    body = re.search(r'<pre class="vstream-text"[^>]*>(.*?)</pre>', final, re.S).group(1)
+    assert html.unescape(body) == stream.text
+
+
+def test_hide_thinking_keeps_only_the_line_saying_how_long(shell):
+    line = f"--chat --reasoning on --regex {FORCED_THINKING} -t 0.7 --seed 4 -m 80 --hide-thinking --out h"
+    shell.run_cell_magic("vstream", line, "Think about the sea, then name a colour.")
+    stream = shell.user_ns["h"]
+    final = _last_display(shell)[-1]["data"]
+    assert "Thought for" in final["text/html"] and stream.reasoning.strip() not in final["text/html"]
+    assert stream.reasoning.strip() not in final["text/plain"]

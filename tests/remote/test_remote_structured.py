@@ -40,3 +40,13 @@ def test_regex_choice_and_grammar_reach_the_server(idle_remote):
         "Is water wet?", chat=True, grammar=YES_NO_GRAMMAR, temperature=0.7, seed=2, max_tokens=20
     )
     assert answer.wait(120).text in ("The answer is yes.", "The answer is no.")
+
+
+def test_reasoning_is_split_from_a_servers_stream_too(idle_remote):
+    forced = r"<think>[a-z ]{8,60}</think>[A-Za-z ]{3,40}"
+    options = {"chat": True, "regex": forced, "temperature": 0.7, "seed": 4, "max_tokens": 80}
+    stream = idle_remote.stream("Think about the sea, then name a colour.", reasoning=True, **options).wait(120)
+    assert re.fullmatch(r"[a-z ]{8,60}", stream.reasoning) and "<" not in stream.text
+    assert stream.metrics.reasoning_tokens >= 8
+    auto = idle_remote.stream("Think about the sea, then name a colour.", **options).wait(120)
+    assert auto.text.startswith("<think>")  # auto: the server's tokenizer has no <think> token

@@ -96,3 +96,47 @@ def test_in_chat_mode_an_empty_answer_suggests_something_else():
 def test_other_streams_get_no_note(stream):
     assert render.empty_answer_note(stream, chat_hint="add --chat") is None
     assert "vstream-empty-answer" not in render.stream_card(stream, chat_hint="add --chat")
+
+
+# --- reasoning --------------------------------------------------------------------------------------
+
+
+def _thinking_stream(deltas: list[str], *, done: bool = True) -> Stream:
+    stream = Stream("req-1", "Think.", [1], {"reasoning": True})
+    for i, delta in enumerate(deltas):
+        stream._feed(delta, [i], None)
+    if done:
+        stream._finish("stop")
+    return stream
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_reasoning_is_escaped_in_the_thinking_block(payload):
+    stream = _thinking_stream(["<thi", f"nk>{payload}</th", "ink>", payload])
+    assert stream.reasoning == payload and stream.text == payload
+    card = render.stream_card(stream)
+    assert "<script" not in card and "<img" not in card and "<svg" not in card and "<b>" not in card
+    assert _text_of(card).count(payload) == 2
+
+
+def test_the_thinking_block_says_thinking_then_thought_for_and_can_be_hidden():
+    stream = _thinking_stream(["<think>", "hmm, the sea"], done=False)
+    card = render.stream_card(stream)
+    assert '<details class="vstream-thinking" open' in card and "Thinking…" in card
+    stream._feed("</think>Blue.", [9], None)
+    stream._finish("stop")
+    card = render.stream_card(stream)
+    assert '<details class="vstream-thinking" style' in card  # closed once the answer started
+    assert re.search(r"Thought for \d+\.\d s \(\d+ tokens\)", card)
+    hidden = render.stream_card(stream, hide_thinking=True)
+    assert "hmm, the sea" not in hidden and "Thought for" in hidden and "Blue." in hidden
+    assert "hmm, the sea" in render.plain_summary([stream]) and "hmm" not in render.plain_summary(
+        [stream], hide_thinking=True
+    )
+
+
+def test_a_stream_without_reasoning_has_no_thinking_block():
+    stream = Stream("req-1", "Hi", [1], {})
+    stream._feed("<think>not split</think>", [1], None)
+    stream._finish("stop")
+    assert "vstream-thinking" not in render.stream_card(stream)

@@ -7,6 +7,7 @@ output handler to the loop that first uses it, so it is built and used only ther
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import os
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from .. import ipc_folder, logs, memory, options, spawning
+from .. import ipc_folder, logs, memory, options, reasoning, spawning
 from ..config import EngineConfig, cpu_model
 from ..errors import EngineDeadError, EngineStartError, SamplingError
 from ..models import resolve_model
@@ -237,6 +238,8 @@ class LocalBackend:
     async def run(self, stream: Stream, prompt: RenderedPrompt, sampling: dict[str, Any]) -> None:
         want_logprobs = sampling.get("logprobs") is not None
         try:
+            if sampling.get("reasoning") is None and self.thinking_model:
+                stream._think(inside=reasoning.starts_inside(prompt.text))
             # Inside the try: vLLM's own checks (SamplingParams.__post_init__) end the stream too.
             params = self._params(sampling)
             # Token ids, not text: the prompt was tokenized once already, to check it fits.
@@ -261,6 +264,14 @@ class LocalBackend:
         finally:
             if not stream.done:
                 stream._finish(ERROR, error=EngineDeadError("the engine ended the request without finishing it"))
+
+    @functools.cached_property
+    def thinking_model(self) -> bool:
+        """``reasoning=None`` (auto) turns the split on for this model: its tokenizer has the
+        ``<think>`` markers as tokens, or its chat template writes them (as vLLM's parsers need)."""
+        tokenizer = self._tokenizer
+        template = getattr(tokenizer, "chat_template", None)
+        return reasoning.is_thinking_model(tokenizer.get_vocab(), str(template) if template else None)
 
     def _params(self, sampling: dict[str, Any]) -> Any:
         """vLLM's SamplingParams for checked settings (each option's keyword from its row)."""

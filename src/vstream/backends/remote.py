@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .. import options
+from .. import options, reasoning
 from ..config import EngineConfig
 from ..errors import EngineStartError, VStreamError
 from ..streaming import CANCELLED, ERROR, Stream, TokenLogprob
@@ -234,6 +234,8 @@ class RemoteBackend:
         try:
             if client is None:
                 raise ServerUnavailableError(f"not connected to {self.root}")
+            if sampling.get("reasoning") is None and await self._thinking_model(client):
+                stream._think(inside=reasoning.starts_inside(prompt.text))
             # The request id travels as a header vLLM logs, so a teacher can match it to a student.
             headers = {"X-Request-Id": stream.request_id}
             async with client.stream(
@@ -314,6 +316,23 @@ class RemoteBackend:
             self._in_flight.discard(stream.request_id)
             if not stream.done:
                 stream._finish(ERROR, error=ServerError("the request ended without finishing"))
+
+    async def _thinking_model(self, client: httpx.AsyncClient) -> bool:
+        """``reasoning=None`` (auto): the server's tokenizer has both ``<think>`` markers as single
+        tokens (asked once, with /tokenize; a server that cannot say counts as no)."""
+        known = getattr(self, "_thinks", None)
+        if known is None:
+            known = True
+            for marker in (reasoning.START, reasoning.END):
+                try:
+                    answer = await client.post(
+                        "/tokenize", json={"model": self.model, "prompt": marker, "add_special_tokens": False}
+                    )
+                    known = known and answer.status_code == 200 and len(answer.json().get("tokens", ())) == 1
+                except (httpx.HTTPError, ValueError):
+                    known = False
+            self._thinks = known
+        return known
 
     # --- introspection --------------------------------------------------------------------------
 
