@@ -52,7 +52,9 @@ def test_a_pydantic_model_class_is_a_schema_and_the_answer_loads_into_it(idle_ho
         name: str = pydantic.Field(max_length=20)
         legs: int = pydantic.Field(ge=0, le=8)
 
-    stream = idle_host.stream("Describe a pet.", chat=True, json_schema=Pet, temperature=0.7, seed=3, max_tokens=80)
+    # Greedy: with vLLM's default (any whitespace between JSON tokens) a sampled answer sometimes
+    # loops on newlines until max_tokens (H200, vLLM 0.26, seed 3: one of 22 answers here).
+    stream = idle_host.stream("Describe a pet.", chat=True, json_schema=Pet, temperature=0, max_tokens=80)
     pet = Pet.model_validate(stream.json(timeout=120))
     assert 0 <= pet.legs <= 8
     assert stream.sampling["json_schema"] == Pet.model_json_schema()
