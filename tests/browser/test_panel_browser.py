@@ -164,3 +164,49 @@ def test_markup_in_chat_prompts_shows_literally_and_runs_nothing(
     time.sleep(0.5)  # an onerror handler would have fired by now
     assert page.title() == title and "pwned" not in page.title()
     assert panel.locator(".vstream-history-view img, .vstream-history-view script").count() == 0
+
+
+# Records every distinct title of the first output's thinking block, from inside the page.
+RECORD_THINKING_JS = """
+() => {
+  window.__vstreamThinking = [];
+  const out = document.querySelector('.vstream-output');
+  const record = () => {
+    const block = out.querySelector('.vstream-thinking');
+    const title = block ? (block.querySelector('summary') || block).textContent : '';
+    const seen = window.__vstreamThinking;
+    if (title && seen[seen.length - 1] !== title) seen.push(title);
+  };
+  new MutationObserver(record).observe(out, {subtree: true, childList: true, characterData: true});
+}
+"""
+
+
+def test_a_reasoning_answer_shows_a_collapsible_thinking_block(
+    lab: LabServer, lab_page: LabPage, artifacts: Path
+) -> None:
+    # The embedded model is no thinking model: a regex constraint makes it write a think block.
+    options = (
+        r"chat=True, reasoning=True, regex=r'<think>[a-z ]{8,60}</think>[A-Za-z ]{3,40}', "
+        "temperature=0.7, seed=4, max_tokens=80"
+    )
+    panel = _open_panel(lab, lab_page, "thinking.ipynb", "Think about the sea, then name a colour.", options, [])
+    lab_page.page.evaluate(RECORD_THINKING_JS)
+    panel.locator(".vstream-generate").click()
+    expect(_status(panel)).to_contain_text("finish:", timeout=ENGINE_MS)
+    block = panel.locator(".vstream-output details.vstream-thinking").first
+    expect(block.locator("summary")).to_contain_text(re.compile(r"Thought for \d+\.\d s \(\d+ tokens\)"))
+    titles = lab_page.page.evaluate("window.__vstreamThinking")
+    print(f"\nthinking block titles seen: {titles}")
+    assert titles[0].startswith("Thinking…") and titles[-1].startswith("Thought for")
+    reasoning = block.locator(".vstream-reasoning")
+    expect(reasoning).to_be_hidden()  # collapsed once the answer started
+    block.locator("summary").click()
+    expect(reasoning).to_be_visible()
+    assert re.fullmatch(r"[a-z ]{8,60}", reasoning.inner_text().strip())
+    answer = panel.locator(".vstream-output .vstream-text").first.inner_text()
+    assert "<think>" not in answer and answer.strip()
+    panel.screenshot(path=str(artifacts / "panel-thinking.png"))
+    panel.locator(".vstream-show-thinking input").uncheck()
+    expect(panel.locator(".vstream-output .vstream-thinking-hidden")).to_contain_text("Thought for")
+    expect(panel.locator(".vstream-output .vstream-reasoning")).to_have_count(0)
