@@ -463,11 +463,17 @@ class EngineHost:
     def async_llm(self) -> Any:
         """vLLM's ``AsyncLLM`` behind an in-process engine (waits until it is ready), for driving
         vLLM directly as notebook 05 and the benchmark do. Use it only on ``engine_loop``
-        (``asyncio.run_coroutine_threadsafe``): AsyncLLM is bound to the loop it was built on."""
+        (``asyncio.run_coroutine_threadsafe``): AsyncLLM is bound to the loop it was built on.
+
+        Requests sent to it directly are invisible to vstream's idle timer, so handing it out
+        wakes the engine and turns the timer off (``sleep()`` still works when asked for)."""
         self.wait_ready()
         engine = getattr(self._backend, "async_llm", None)
         if engine is None:
             raise EngineNotRunningError("this host streams from a server: there is no in-process AsyncLLM")
+        self.sleep_after_s = None
+        if self._asleep:
+            self.wake()
         return engine
 
     @property
