@@ -27,12 +27,23 @@ _VARIABLE = "VLLM_RPC_BASE_PATH"
 _OWNER = re.compile(rf"^{PREFIX}(\d+)-")
 
 
+# A Unix socket's address holds at most 107 bytes of path, and vLLM names each socket
+# "<folder>/<uuid4>" (37 more): a folder longer than this would fail the engine's start with
+# ZMQ's "File name too long".
+_MAX_FOLDER = 107 - 37
+
+
 def create() -> Path | None:
-    """A new folder for one engine's sockets, or None when the user chose a place for them."""
+    """A new folder for one engine's sockets, or None when the user chose a place for them (or
+    the temp folder's path is too long for a socket address: then vLLM's own place is used)."""
     if os.environ.get(_VARIABLE):
         return None
     sweep_orphans()
-    return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+    if len(os.fsencode(folder)) > _MAX_FOLDER:
+        folder.rmdir()
+        return None
+    return folder
 
 
 @contextlib.contextmanager

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -79,8 +82,21 @@ def _kernel_with_engine():
     return km, client, pids
 
 
+@pytest.fixture
+def private_temp(monkeypatch):
+    """A temp folder for this test and its kernel alone: any engine starting elsewhere on the
+    machine sweeps dead kernels' socket folders in the shared /tmp, which would hide whether
+    the folder outlived its kernel. Short, as pytest's tmp_path is not: a ZMQ ipc path must fit
+    in a Unix socket address (107 bytes)."""
+    folder = tempfile.mkdtemp(prefix="vs-", dir="/tmp")
+    monkeypatch.setenv("TMPDIR", folder)
+    monkeypatch.setattr(tempfile, "tempdir", folder)
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.parametrize("how", ["shutdown", "hard restart"])
-def test_ending_a_kernel_leaves_no_engine_process(how):
+def test_ending_a_kernel_leaves_no_engine_process(how, private_temp):
     km, client, pids = _kernel_with_engine()
     kernel_pid = km.provisioner.process.pid
     assert _alive(pids)

@@ -56,3 +56,11 @@ def test_folders_of_dead_processes_are_swept_and_living_ones_kept():
         assert mine.exists()  # this process is alive
     finally:
         ipc_folder.remove(mine)
+
+
+def test_a_temp_folder_too_long_for_a_socket_address_leaves_the_place_to_vllm(tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * 80)  # pytest's own tmp_path is ~60 bytes already
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    assert ipc_folder.create() is None  # ZMQ would refuse "<folder>/<uuid4>" as too long
+    assert list(deep.iterdir()) == []  # and nothing is left behind
