@@ -10,6 +10,7 @@ import time
 import pytest
 
 import vstream
+from vstream import memory
 
 from .test_gpu_engine import GIB, _record, _settle, gpu_memory_used
 
@@ -27,6 +28,10 @@ def test_two_gpu_engine_streams_and_frees_every_gpu():
     loaded = gpu_memory_used()
     assert host.info.pipeline_parallel_size == 2
     assert "×2" in host.info.describe()
+    # The KV budget per GPU: each stage holds its 15 of the 30 layers for every token.
+    shape = memory.ModelShape.from_checkpoint(host.info.model_path)
+    assert host.info.kv_cache_bytes == 65_536 * shape.kv_bytes_per_token(pipeline_parallel=2) == 65_536 * 11_520
+    assert host.info.kv_cache_tokens >= 0.95 * 65_536 and "per GPU = " in host.info.describe()
     assert all(held - b > GIB // 2 for held, b in zip(loaded[:2], before[:2], strict=True)), (before, loaded)
     stream = host.stream("The future of artificial intelligence is", max_tokens=128, ignore_eos=True, seed=1)
     assert "".join(stream) == stream.text and len(stream.token_ids) == 128
@@ -43,5 +48,6 @@ def test_two_gpu_engine_streams_and_frees_every_gpu():
             "processes": len(pids), "tokens_per_s": stream.metrics.tokens_per_s, "ttft_s": stream.metrics.ttft_s,
             "gpu_used_before_gib": [b / GIB for b in before], "gpu_used_loaded_gib": [x / GIB for x in loaded],
             "gpu_used_after_gib": [a / GIB for a in after],
+            "kv_cache_tokens": info.kv_cache_tokens, "kv_cache_gib_per_gpu": info.kv_cache_bytes / GIB,
         },
     )

@@ -14,6 +14,7 @@ import pytest
 
 import vstream
 from reliability.test_engine_death import _alive
+from vstream import memory
 from vstream.models import EMBEDDED_MODEL, resolve_model
 
 from .test_gpu_engine import GIB, _record, _settle, gpu_memory_used
@@ -61,6 +62,10 @@ def test_tensor_parallel_engine_streams_and_frees_both_gpus(tmp_path):
         pids, info = host.process_ids(), host.info
         assert info.tensor_parallel_size == 2
         assert "×2 (tensor parallel 2" in info.describe() and "×2" in str(host.status())
+        # The KV budget per GPU: each holds one of the 2 KV heads for every token.
+        per_gpu = memory.ModelShape.from_checkpoint(model, dummy=True).kv_bytes_per_token(tensor_parallel=2)
+        assert per_gpu == 2 * 8 * 1 * 64 * 2 and info.kv_cache_bytes == 65_536 * per_gpu
+        assert info.kv_cache_tokens >= 0.95 * 65_536 and "per GPU = " in info.describe()
         assert all(x - b > GIB // 2 for x, b in zip(loaded[:2], before[:2], strict=True)), (before, loaded)
         # The workers start from the EngineCore, not from this process: they must be tracked too.
         assert len(pids) >= 3, pids
@@ -83,5 +88,6 @@ def test_tensor_parallel_engine_streams_and_frees_both_gpus(tmp_path):
             "tokens_per_s": stream.metrics.tokens_per_s, "ttft_s": stream.metrics.ttft_s,
             "gpu_used_before_gib": [b / GIB for b in before], "gpu_used_loaded_gib": [x / GIB for x in loaded],
             "gpu_used_after_gib": [a / GIB for a in after],
+            "kv_cache_tokens": info.kv_cache_tokens, "kv_cache_gib_per_gpu": info.kv_cache_bytes / GIB,
         },
     )
