@@ -89,6 +89,7 @@ class ModelShape:
     dtype_bytes: int
     weight_bytes: int
     max_position: int | None
+    scaled_positions: bool = False  # rope scaling: vLLM derives a longer context than max_position
 
     @classmethod
     def from_config(cls, config: dict[str, Any], *, dtype: str = "auto", weight_bytes: int | None = None) -> ModelShape:
@@ -106,6 +107,7 @@ class ModelShape:
             dtype_bytes=dtype_bytes,
             weight_bytes=weight_bytes if weight_bytes is not None else _estimated_weights(text, dtype_bytes),
             max_position=int(position) if position else None,
+            scaled_positions=bool(text.get("rope_scaling")),
         )
 
     @classmethod
@@ -210,6 +212,11 @@ def plan(
     else:
         tokens = max_num_seqs * NOTEBOOK_CONTEXT_TOKENS
     context = max_model_len or min(shape.max_position or tokens, tokens)
+    if max_model_len and shape.max_position and max_model_len > shape.max_position and not shape.scaled_positions:
+        raise EngineConfigError(
+            f"max_model_len={max_model_len:,} is longer than the model's context of "
+            f"{shape.max_position:,} tokens (max_position_embeddings in its config.json): lower it"
+        )
     if tokens < context:
         which = "kv_cache_memory" if kv_cache_memory is not None else "kv_cache_tokens"
         raise EngineConfigError(

@@ -94,6 +94,13 @@ def test_a_budget_below_one_full_context_names_the_option_and_the_bound(smollm2)
     assert memory.plan(smollm2, device="cpu", kv_cache_tokens=4096).max_model_len == 4096
 
 
+def test_a_context_longer_than_the_model_has_is_said_as_such(smollm2):
+    with pytest.raises(EngineConfigError, match=r"max_model_len=100,000 is longer than the model's context of 8,192"):
+        memory.plan(smollm2, device="cpu", max_model_len=100_000)
+    scaled = ModelShape.from_config({**QWEN2_1_5B, "rope_scaling": {"type": "yarn", "factor": 4.0}})
+    assert memory.plan(scaled, device="cuda", max_model_len=131_072, kv_cache_tokens=131_072).max_model_len == 131_072
+
+
 def test_the_start_is_refused_with_needed_and_free_numbers(smollm2):
     plan = memory.plan(smollm2, device="cuda", kv_cache_memory=900 * GiB)
     free = [FreeMemory("GPU 0 (NVIDIA H200)", int(130 * GiB), int(139.8 * GiB))]
