@@ -90,6 +90,9 @@ class EngineConfig:
         if kwargs.get("kv_cache_memory") is not None:
             # Parsed here so that "1GiB" and 1073741824 are the same engine (no restart).
             kwargs["kv_cache_memory"] = parse_bytes("kv_cache_memory", kwargs["kv_cache_memory"])
+        for one, other in (("kv_cache_tokens", "kv_cache_memory"), ("kv_cache_memory", "kv_cache_tokens")):
+            if kwargs.get(one) is not None and other not in kwargs:
+                kwargs[other] = None  # a new budget replaces the other kind a running engine had
         config = dataclasses.replace(base or cls(), **kwargs)
         config.validate()
         return config

@@ -32,6 +32,11 @@ GiB = 1024**3
 # hundred; the teaching notebooks' longest request (04_chat's history) stays under 600.
 DEFAULT_MAX_NUM_SEQS = 64
 NOTEBOOK_CONTEXT_TOKENS = 1024
+# vLLM allocates the cache in whole blocks (16 tokens on a GPU, 128 on this CPU backend) and keeps
+# one as its null block, so a budget of exactly N tokens serves fewer: kv_cache_tokens=1000 gave
+# 768 usable tokens here, and vLLM refused a 1,000-token context. Two blocks of up to 256 tokens
+# on top make the budget asked for the floor of what can be used.
+BLOCK_SLACK_TOKENS = 512
 
 # What an engine holds beside weights and KV (CUDA context, activations, sampler, graphs; on a CPU
 # the worker's libraries). Measured: H200, vLLM 0.26, eager, 1 GiB KV + 0.27 GiB weights held
@@ -206,7 +211,7 @@ def plan(
     """
     per_token = shape.kv_bytes_per_token(tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel)
     if kv_cache_memory is not None:
-        tokens = kv_cache_memory // per_token
+        tokens = max(0, kv_cache_memory // per_token - BLOCK_SLACK_TOKENS)
     elif kv_cache_tokens is not None:
         tokens = kv_cache_tokens
     else:
@@ -229,7 +234,7 @@ def plan(
     return MemoryPlan(
         device=device,
         weight_bytes=math.ceil(shape.weight_bytes / world),
-        kv_bytes=kv_cache_memory if kv_cache_memory is not None else tokens * per_token,
+        kv_bytes=kv_cache_memory if kv_cache_memory is not None else (tokens + BLOCK_SLACK_TOKENS) * per_token,
         kv_tokens=tokens,
         bytes_per_token=per_token,
         runtime_bytes=runtime,
@@ -311,7 +316,7 @@ def check_fits(memory_plan: MemoryPlan, free: list[FreeMemory]) -> None:
             continue
         what = f"its KV cache ({gib(memory_plan.kv_bytes)})" if node else memory_plan.describe()
         fits = max(0, place.free_bytes - (0 if node else memory_plan.weight_bytes + memory_plan.runtime_bytes))
-        tokens = fits // memory_plan.bytes_per_token
+        tokens = max(0, fits // memory_plan.bytes_per_token - BLOCK_SLACK_TOKENS)
         raise NotEnoughMemoryError(
             f"not enough memory to start the engine: it needs {gib(needed)} on {place.where} for "
             f"{what}, and {gib(place.free_bytes)} of {gib(place.total_bytes)} is free. "

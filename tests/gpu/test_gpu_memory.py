@@ -39,7 +39,7 @@ def test_default_engine_memory_sleep_and_automatic_wake(baseline):
     host = vstream.engine(wait=True, sleep_after=None)  # the timer is tested below, by itself
     info = host.info
     awake = gpu_memory_used()[0] - baseline
-    assert info.can_sleep and info.kv_cache_bytes == 65_536 * 23_040
+    assert info.can_sleep and info.kv_cache_bytes == (65_536 + memory.BLOCK_SLACK_TOKENS) * 23_040
     assert awake <= 3 * GIB, f"default engine holds {awake / GIB:.2f} GiB"
     greedy = host.generate(PROMPT, chat=True, temperature=0, max_tokens=16).text
     awake_ttfts = [_ttft_ms(host) for _ in range(8)]
@@ -166,5 +166,5 @@ def test_many_kernels_start_at_once_on_one_gpu_and_give_it_all_back(baseline, ke
     assert failures == [], failures
     # Nobody mis-sized anybody: every engine got the same default budget.
     assert {r["kv_tokens"] for r in results} == {results[0]["kv_tokens"]}
-    assert results[0]["kv_tokens"] >= 0.95 * memory.DEFAULT_MAX_NUM_SEQS * memory.NOTEBOOK_CONTEXT_TOKENS
+    assert results[0]["kv_tokens"] >= memory.DEFAULT_MAX_NUM_SEQS * memory.NOTEBOOK_CONTEXT_TOKENS
     assert after < 0.5 * GIB, f"{after / GIB:.2f} GiB still held after the kernels ended"

@@ -64,8 +64,8 @@ def test_tensor_parallel_engine_streams_and_frees_both_gpus(tmp_path):
         assert "×2 (tensor parallel 2" in info.describe() and "×2" in str(host.status())
         # The KV budget per GPU: each holds one of the 2 KV heads for every token.
         per_gpu = memory.ModelShape.from_checkpoint(model, dummy=True).kv_bytes_per_token(tensor_parallel=2)
-        assert per_gpu == 2 * 8 * 1 * 64 * 2 and info.kv_cache_bytes == 65_536 * per_gpu
-        assert info.kv_cache_tokens >= 0.95 * 65_536 and "per GPU = " in info.describe()
+        assert per_gpu == 2 * 8 * 1 * 64 * 2 and info.kv_cache_bytes == (65_536 + 512) * per_gpu
+        assert info.kv_cache_tokens >= 65_536 and "per GPU = " in info.describe()
         assert all(x - b > GIB // 2 for x, b in zip(loaded[:2], before[:2], strict=True)), (before, loaded)
         # The workers start from the EngineCore, not from this process: they must be tracked too.
         assert len(pids) >= 3, pids

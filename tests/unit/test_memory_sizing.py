@@ -45,7 +45,7 @@ def test_embedded_model_kv_bytes_come_from_its_config(smollm2):
 def test_default_budget_is_max_num_seqs_streams_of_a_notebook_context(smollm2):
     plan = memory.plan(smollm2, device="cpu")
     assert plan.kv_tokens == memory.DEFAULT_MAX_NUM_SEQS * memory.NOTEBOOK_CONTEXT_TOKENS == 65_536
-    assert plan.kv_bytes == 65_536 * 23_040  # 1.41 GiB
+    assert plan.kv_bytes == (65_536 + memory.BLOCK_SLACK_TOKENS) * 23_040  # 1.41 GiB, whole blocks
     assert plan.max_model_len == 8192 and plan.full_context_streams == 8
     assert memory.plan(smollm2, device="cpu", max_num_seqs=8).kv_tokens == 8192
 
@@ -59,7 +59,7 @@ def test_a_second_family_written_by_hand_sizes_weights_kv_and_parallel_splits():
     assert qwen.kv_bytes_per_token(tensor_parallel=4) == 14_336
     assert qwen.kv_bytes_per_token(pipeline_parallel=2) == 14_336  # 14 layers per GPU
     tp2 = memory.plan(qwen, device="cuda", tensor_parallel=2, kv_cache_tokens=32_768)
-    assert tp2.kv_tokens == 32_768 and tp2.kv_bytes == 32_768 * 14_336  # bytes per GPU
+    assert tp2.kv_tokens == 32_768 and tp2.kv_bytes == (32_768 + 512) * 14_336  # bytes per GPU
     assert tp2.weight_bytes == pytest.approx(qwen.weight_bytes / 2, abs=1)
     assert tp2.max_model_len == 32_768 and tp2.full_context_streams == 1
 
@@ -84,7 +84,7 @@ def test_long_context_model_is_capped_at_the_budget_and_budgets_convert():
     plan = memory.plan(long, device="cuda")
     assert plan.max_model_len == 65_536  # not a 3.5 GiB cache for one 128k stream
     by_bytes = memory.plan(long, device="cuda", kv_cache_memory=2 * GiB)
-    assert by_bytes.kv_tokens == 2 * GiB // 28_672 and by_bytes.kv_bytes == 2 * GiB
+    assert by_bytes.kv_tokens == 2 * GiB // 28_672 - 512 and by_bytes.kv_bytes == 2 * GiB
 
 
 def test_a_budget_below_one_full_context_names_the_option_and_the_bound(smollm2):
@@ -149,6 +149,9 @@ def test_engine_config_normalises_budgets_and_refuses_two():
     )
     with pytest.raises(EngineConfigError, match="not both"):
         vstream.EngineConfig.from_kwargs(kv_cache_memory="1GiB", kv_cache_tokens=4096)
+    by_tokens = vstream.EngineConfig.from_kwargs(kv_cache_tokens=4096)
+    switched = vstream.EngineConfig.from_kwargs(by_tokens, kv_cache_memory="1GiB")  # engine(...) again
+    assert (switched.kv_cache_memory, switched.kv_cache_tokens) == (GiB, None)
     with pytest.raises(EngineConfigError, match=r"kv_cache_tokens must be an integer ≥ 16, got 8"):
         vstream.EngineConfig.from_kwargs(kv_cache_tokens=8)
 

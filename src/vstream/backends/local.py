@@ -97,7 +97,8 @@ class LocalBackend:
             device_name=_device_name(self.device),
             mode="eager" if self.config.enforce_eager else ("CUDA graphs" if self.device == "cuda" else "compiled"),
             max_model_len=vllm_config.model_config.max_model_len,
-            kv_cache_tokens=blocks * cache.block_size if blocks else None,
+            # What requests can use: vLLM keeps one block back (its null block).
+            kv_cache_tokens=(blocks - 1) * cache.block_size if blocks else None,
             backend="vLLM AsyncLLM (in-process)",
             vllm_version=vllm.__version__,
             torch_version=torch.__version__,
