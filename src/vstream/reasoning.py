@@ -5,13 +5,18 @@ offline ``AsyncLLM`` returns one text (vllm#17292). This splitter works on the t
 serves the in-process engine and a server's completions endpoint alike. A marker may arrive cut
 across deltas (the embedded model spells ``<think>`` as five tokens ``<`` ``t`` ``h`` ``ink``
 ``>``): the longest tail of the held text that could still begin a marker is kept back until
-the next delta decides it. Models whose vocabulary has the markers as single tokens (Qwen3,
-DeepSeek-R1: what vLLM's parsers look up) never cut them; the same code handles both.
+the next delta decides it.
+
+Models whose vocabulary has the markers as tokens (Qwen3, DeepSeek-R1) go through vLLM's own
+reasoning parser instead (``TokenSplitter``): it finds the marker token ids, so it works even
+where the detokenized text leaves special tokens out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
+import functools
+from collections.abc import Container, Sequence
+from typing import Any
 
 START, END = "<think>", "</think>"
 REASONING, ANSWER = "reasoning", "answer"
@@ -19,12 +24,14 @@ REASONING, ANSWER = "reasoning", "answer"
 Piece = tuple[str, str]  # (REASONING or ANSWER, text)
 
 
+def has_marker_tokens(vocabulary: Container[str] | None) -> bool:
+    return vocabulary is not None and START in vocabulary and END in vocabulary
+
+
 def is_thinking_model(vocabulary: Container[str] | None, chat_template: str | None) -> bool:
     """True when the tokenizer has the markers as tokens or the chat template writes them: the
     ``reasoning=None`` (auto) rule."""
-    if vocabulary is not None and START in vocabulary and END in vocabulary:
-        return True
-    return bool(chat_template) and END in chat_template  # type: ignore[operator]
+    return has_marker_tokens(vocabulary) or (bool(chat_template) and END in chat_template)  # type: ignore[operator]
 
 
 def starts_inside(prompt: str) -> bool:
@@ -54,7 +61,7 @@ class ThinkSplitter:
         self._answer_started = False
         self._thought = inside  # a block was open: the answer after it loses its leading blank lines
 
-    def feed(self, text: str) -> list[Piece]:
+    def feed(self, text: str, token_ids: Sequence[int] = ()) -> list[Piece]:
         pieces: list[Piece] = []
         text = self._held + text
         self._held = ""
@@ -92,3 +99,67 @@ class ThinkSplitter:
             self._answer_started = bool(text)
         if text:
             pieces.append((kind, text))
+
+
+class TokenSplitter:
+    """vLLM's reasoning parser over the deltas (``extract_reasoning_streaming``, by token ids):
+    for tokenizers with the marker tokens. Same interface as ``ThinkSplitter``."""
+
+    def __init__(self, parser: Any, *, inside: bool = False) -> None:
+        self._parser = parser
+        self._text = ""
+        self._ids: list[int] = []
+        self.state = REASONING if inside else "before"
+
+    def feed(self, text: str, token_ids: Sequence[int] = ()) -> list[Piece]:
+        previous_text, previous_ids = self._text, self._ids
+        self._text, self._ids = previous_text + text, [*previous_ids, *token_ids]
+        message = self._parser.extract_reasoning_streaming(
+            previous_text, self._text, text, previous_ids, self._ids, list(token_ids)
+        )
+        if self.state == "before" and self._parser.start_token_id in self._ids:
+            self.state = REASONING
+        pieces: list[Piece] = []
+        if message is None:
+            return pieces
+        thought = getattr(message, "reasoning", None) or getattr(message, "reasoning_content", None)
+        if thought and self.state != ANSWER:
+            pieces.append((REASONING, thought.replace(START, "")))
+        content = message.content or ""
+        if content and self.state == REASONING:
+            content = content.lstrip()  # the blank line(s) after </think>
+        if content:
+            pieces.append((ANSWER, content))
+            self.state = ANSWER
+        return [(kind, piece) for kind, piece in pieces if piece]
+
+    def flush(self) -> list[Piece]:
+        return []
+
+
+def vllm_parser(tokenizer: Any, *, inside: bool) -> Any:
+    """vLLM's parser for ``<think>`` marker tokens: DeepSeek-R1's when the prompt opened the block
+    (its text starts inside it), else the base one, which waits for ``<think>``."""
+    from vllm.reasoning import ReasoningParserManager
+
+    if inside:
+        return ReasoningParserManager.get_reasoning_parser("deepseek_r1")(tokenizer)
+    return _base_parser_class()(tokenizer)
+
+
+@functools.cache
+def _base_parser_class() -> type:
+    from vllm.reasoning.basic_parsers import BaseThinkingReasoningParser
+
+    class ThinkParser(BaseThinkingReasoningParser):  # type: ignore[misc]
+        """``<think>…</think>`` by token id; a text that does not open the block is answer."""
+
+        @property
+        def start_token(self) -> str:
+            return START
+
+        @property
+        def end_token(self) -> str:
+            return END
+
+    return ThinkParser

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from .metrics import Metrics
-from .reasoning import ANSWER, REASONING, ThinkSplitter, starts_inside
+from .reasoning import ANSWER, REASONING, ThinkSplitter, TokenSplitter, starts_inside
 
 CANCELLED = "cancelled"
 ERROR = "error"
@@ -72,7 +72,7 @@ class Stream:
         self._deltas: list[str] = []  # the answer's deltas (all the text, without reasoning)
         self._reasoning: list[str] = []
         self._events: list[Event] = []
-        self._splitter: ThinkSplitter | None = None
+        self._splitter: ThinkSplitter | TokenSplitter | None = None
         self._undecided_tokens = 0  # counted before the splitter knew whether they are thinking
         self._undecided_at: float | None = None
         if sampling.get("reasoning"):
@@ -87,11 +87,12 @@ class Stream:
 
     # --- written by the engine's loop thread ---------------------------------------------------
 
-    def _think(self, *, inside: bool = False) -> None:
-        """Split ``<think>…</think>`` off the answer (before the first delta; backends call it
-        when ``reasoning=None`` and the model is a thinking model)."""
-        if self._splitter is None and not self._token_ids:
-            self._splitter = ThinkSplitter(inside=inside)
+    def _think(self, *, inside: bool = False, parser: Any = None) -> None:
+        """Split ``<think>…</think>`` off the answer, from the first delta on: by vLLM's reasoning
+        ``parser`` (marker token ids) when the backend has one, else by text. Backends call it
+        for ``reasoning=None`` on a thinking model, and to give ``reasoning=True`` the parser."""
+        if not self._token_ids:
+            self._splitter = ThinkSplitter(inside=inside) if parser is None else TokenSplitter(parser, inside=inside)
 
     def _feed(self, text: str, token_ids: list[int], logprobs: list[TokenLogprob] | None) -> None:
         now = time.perf_counter()
@@ -109,7 +110,7 @@ class Stream:
                     if self.metrics.first_answer_at is None:
                         self.metrics.first_answer_at = now
             else:
-                self._split(self._splitter.feed(text), len(token_ids), now)
+                self._split(self._splitter.feed(text, token_ids), len(token_ids), now)
             if logprobs and self._logprobs is not None:
                 self._logprobs.extend(logprobs)
             self.version += 1

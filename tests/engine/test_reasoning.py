@@ -63,7 +63,8 @@ def test_reasoning_off_keeps_the_block_in_the_text(idle_host):
 
 
 def test_auto_leaves_a_model_without_think_markers_alone(idle_host):
-    assert idle_host._backend.thinking_model is False  # SmolLM2: no <think> token, no template mention
+    backend = idle_host._backend
+    assert backend.thinking_model is False and backend.marker_tokens is False  # SmolLM2: no <think> anywhere
     stream = thinking(idle_host).wait(120)  # reasoning=None
     assert stream.text.startswith("<think>") and not stream.reasoning_on
 

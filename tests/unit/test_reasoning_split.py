@@ -64,3 +64,65 @@ def test_auto_mode_recognises_thinking_models():
     assert is_thinking_model(set(), "{% if '</think>' in content %}")
     assert not is_thinking_model({"<|im_start|>": 1}, "{{ message['content'] }}")
     assert not is_thinking_model(None, None)
+
+
+# --- vLLM's reasoning parser, for tokenizers that have the marker tokens ---------------------------
+
+
+@pytest.fixture(scope="module")
+def thinking_tokenizer():
+    """The embedded model's tokenizer with <think> and </think> added as tokens (as Qwen3's and
+    DeepSeek-R1's vocabularies have them)."""
+    pytest.importorskip("vllm.reasoning")
+    transformers = pytest.importorskip("transformers")
+    from vstream.models import EMBEDDED_MODEL, resolve_model
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(resolve_model(EMBEDDED_MODEL))
+    tokenizer.add_tokens(["<think>", "</think>"])
+    return tokenizer
+
+
+def _token_deltas(tokenizer, text: str) -> list[tuple[str, list[int]]]:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return [(tokenizer.decode([i]), [i]) for i in ids]
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["block-in-output", "block-opened-by-prompt"])
+def test_vllms_parser_splits_by_marker_token_ids(thinking_tokenizer, inside):
+    from vstream.reasoning import TokenSplitter, has_marker_tokens, vllm_parser
+    from vstream.streaming import Stream
+
+    assert has_marker_tokens(thinking_tokenizer.get_vocab())
+    text = ("" if inside else "<think>") + "the sea is calm</think>\n\nBlue."
+    deltas = _token_deltas(thinking_tokenizer, text)
+    assert any(d == "</think>" for d, _ in deltas)  # one token: the parser sees its id
+    stream = Stream("r", "prompt", [1], {})
+    stream._think(inside=inside, parser=vllm_parser(thinking_tokenizer, inside=inside))
+    assert isinstance(stream._splitter, TokenSplitter)
+    for delta, ids in deltas:
+        stream._feed(delta, ids, None)
+    stream._finish("stop")
+    assert stream.reasoning.strip() == "the sea is calm" and stream.text == "Blue."
+    assert stream.metrics.reasoning_tokens + stream.metrics.answer_tokens == len(deltas)
+
+
+def test_vllms_parser_leaves_an_answer_without_a_block_alone(thinking_tokenizer):
+    from vstream.reasoning import TokenSplitter, vllm_parser
+
+    splitter = TokenSplitter(vllm_parser(thinking_tokenizer, inside=False))
+    pieces = [p for d, ids in _token_deltas(thinking_tokenizer, "Just blue.") for p in splitter.feed(d, ids)]
+    assert "".join(t for k, t in pieces if k == ANSWER) == "Just blue." and all(k == ANSWER for k, _ in pieces)
+
+
+def test_vllms_parser_splits_even_when_the_text_leaves_the_markers_out(thinking_tokenizer):
+    # vLLM detokenizes with skip_special_tokens=True: a model whose markers are special tokens
+    # streams no "<think>" text at all, and only the token ids say where the block is.
+    from vstream.reasoning import TokenSplitter, vllm_parser
+
+    ids = thinking_tokenizer("<think>calm sea</think>Blue.", add_special_tokens=False)["input_ids"]
+    marker_ids = {thinking_tokenizer.convert_tokens_to_ids(t) for t in ("<think>", "</think>")}
+    deltas = [("" if i in marker_ids else thinking_tokenizer.decode([i]), [i]) for i in ids]
+    splitter = TokenSplitter(vllm_parser(thinking_tokenizer, inside=False))
+    pieces = [p for d, i in deltas for p in splitter.feed(d, i)]
+    assert "".join(t for k, t in pieces if k == REASONING) == "calm sea"
+    assert "".join(t for k, t in pieces if k == ANSWER) == "Blue."

@@ -239,8 +239,7 @@ class LocalBackend:
     async def run(self, stream: Stream, prompt: RenderedPrompt, sampling: dict[str, Any]) -> None:
         want_logprobs = sampling.get("logprobs") is not None
         try:
-            if sampling.get("reasoning") is None and self.thinking_model:
-                stream._think(inside=reasoning.starts_inside(prompt.text))
+            self._split_reasoning(stream, prompt, sampling.get("reasoning"))
             # Inside the try: vLLM's own checks (SamplingParams.__post_init__) end the stream too.
             params = self._params(sampling)
             # Token ids, not text: the prompt was tokenized once already, to check it fits.
@@ -269,10 +268,23 @@ class LocalBackend:
     @functools.cached_property
     def thinking_model(self) -> bool:
         """``reasoning=None`` (auto) turns the split on for this model: its tokenizer has the
-        ``<think>`` markers as tokens, or its chat template writes them (as vLLM's parsers need)."""
-        tokenizer = self._tokenizer
-        template = getattr(tokenizer, "chat_template", None)
-        return reasoning.is_thinking_model(tokenizer.get_vocab(), str(template) if template else None)
+        ``<think>`` markers as tokens, or its chat template writes them."""
+        template = getattr(self._tokenizer, "chat_template", None)
+        return self.marker_tokens or reasoning.is_thinking_model(None, str(template) if template else None)
+
+    @functools.cached_property
+    def marker_tokens(self) -> bool:
+        """The vocabulary has ``<think>`` and ``</think>`` as tokens: vLLM's parser can split."""
+        return reasoning.has_marker_tokens(self._tokenizer.get_vocab())
+
+    def _split_reasoning(self, stream: Stream, prompt: RenderedPrompt, wanted: bool | None) -> None:
+        """Turn the split on (auto: for thinking models), with vLLM's reasoning parser where the
+        tokenizer has the marker tokens and the text-level splitter otherwise."""
+        if wanted is False or (wanted is None and not self.thinking_model):
+            return
+        inside = reasoning.starts_inside(prompt.text)
+        parser = reasoning.vllm_parser(self._tokenizer, inside=inside) if self.marker_tokens else None
+        stream._think(inside=inside, parser=parser)
 
     def _params(self, sampling: dict[str, Any]) -> Any:
         """vLLM's SamplingParams for checked settings (each option's keyword from its row)."""
