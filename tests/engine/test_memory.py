@@ -29,7 +29,7 @@ def test_status_says_weights_kv_tokens_and_full_context_streams(host):
     text = str(host.status())
     assert f"{host.info.kv_cache_tokens:,} tokens" in text
     assert f"{host.info.full_context_streams} streams at full context" in text
-    assert "weights 0.2" in text and "KV 1.41 GiB" in text
+    assert "weights 0.25 GiB" in text and "KV 1.42 GiB" in text  # 65,536 + 512 tokens x 23,040 bytes
 
 
 def test_sleep_on_cpu_says_why_not_and_the_engine_keeps_serving(idle_host):

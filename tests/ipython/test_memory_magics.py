@@ -16,7 +16,7 @@ def test_sleep_and_wake_say_there_is_no_sleep_mode_on_cpu(shell, capsys):
         shell.run_line_magic("vstream", "sleep later=5")
     shell.run_line_magic("vstream", "status")
     out = capsys.readouterr().out
-    assert "vstream: engine ready" in out and "KV 1.41 GiB" in out and "streams at full context" in out
+    assert "vstream: engine ready" in out and "KV 1.42 GiB" in out and "streams at full context" in out
 
 
 def test_the_idle_timer_is_set_from_the_magic(shell, host, capsys):
