@@ -81,3 +81,46 @@ def test_a_thinking_budget_without_a_reasoning_engine_is_the_engines_clear_error
     assert stream.wait_done(60) and stream.finish_reason == "error"
     assert "thinking_token_budget" in str(stream.error) and "reasoning" in str(stream.error)
     assert idle_host.generate("The key to happiness is", max_tokens=5, seed=0).token_ids
+
+
+BUDGET_SCRIPT = """
+import json, vstream
+if __name__ == "__main__":
+    host = vstream.engine(wait=True, engine_args={"reasoning_config": {
+        "reasoning_start_str": "<think>", "reasoning_end_str": "</think>"}})
+    # The prompt opens the block: the model starts inside it (as DeepSeek-R1's template does).
+    prompt = "<|im_start|>user\\nWhat colour is the sea?<|im_end|>\\n<|im_start|>assistant\\n<think>"
+    out = {}
+    for budget in (None, 4, 12):
+        extra = {} if budget is None else {"thinking_token_budget": budget}
+        s = host.stream(prompt, reasoning=True, temperature=0, max_tokens=60, **extra).wait(120)
+        out[str(budget)] = [s.reasoning, s.text, s.metrics.reasoning_tokens, s.metrics.answer_tokens]
+    print("RESULT " + json.dumps(out))
+    vstream.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_a_thinking_budget_ends_the_thinking_after_that_many_tokens(tmp_path):
+    """With an engine that has a reasoning config, vLLM forces </think> after the budget (the
+    embedded model spells it as 4 tokens, counted as thinking); the answer follows."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "budget.py"
+    script.write_text(BUDGET_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=600, env=dict(os.environ)
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(line[len("RESULT ") :])
+    unbounded, four, twelve = result["None"], result["4"], result["12"]
+    print(f"\nno budget: {unbounded[2]} thinking tokens; budget 4: {four[2]}; budget 12: {twelve[2]}")
+    assert unbounded[3] == 0  # without a budget it thinks until max_tokens
+    end_marker = 4  # the forced "</think>" is 4 tokens in this tokenizer, counted as thinking
+    assert four[2] == 4 + end_marker and four[1].strip()
+    assert twelve[2] == 12 + end_marker and twelve[1].strip()
+    assert twelve[0].startswith(four[0])  # greedy: the same thinking, cut later
