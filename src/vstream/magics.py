@@ -283,12 +283,12 @@ class VStreamMagics(Magics):
         host = current()
         if host is None:
             raise UsageError("no engine yet: run %vstream start")
-        options = _key_values(rest)
-        if set(options) - {"after"}:
+        given = _key_values(rest)
+        if set(given) - {"after"}:
             raise UsageError(f"%vstream sleep takes after=SECONDS or after=never, got {rest!r}")
         try:
-            if "after" in options:
-                after = options["after"]
+            if "after" in given:
+                after = given["after"]
                 host.sleep_after_s = None if after in ("never", "off", None) else after
                 print(f"vstream: an idle engine sleeps {_after_text(host.sleep_after_s)}")
                 return
