@@ -71,7 +71,9 @@ class Stream:
         self.error: BaseException | None = None
         self._deltas: list[str] = []  # the answer's deltas (all the text, without reasoning)
         self._reasoning: list[str] = []
-        self._events: list[Event] = []
+        # Events as they arrive; an answer delta with no reasoning split is kept as its bare text
+        # (Events turns it into an Event for the reader): this runs for every delta of every stream.
+        self._events: list[Event | str] = []
         self._splitter: ThinkSplitter | TokenSplitter | None = None
         self._undecided_tokens = 0  # counted before the splitter knew whether they are thinking
         self._undecided_at: float | None = None
@@ -106,7 +108,7 @@ class Stream:
             if self._splitter is None:
                 if text:
                     self._deltas.append(text)
-                    self._events.append(Event(ANSWER, text))
+                    self._events.append(text)
                     if self.metrics.first_answer_at is None:
                         self.metrics.first_answer_at = now
             else:
@@ -309,10 +311,15 @@ class Events:
         self._stream = stream
 
     def __iter__(self) -> Iterator[Event]:
-        return self._stream._follow(self._stream._events)
+        return map(_as_event, self._stream._follow(self._stream._events))
 
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._stream._afollow(self._stream._events)
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        async for item in self._stream._afollow(self._stream._events):
+            yield _as_event(item)
+
+
+def _as_event(item: Event | str) -> Event:
+    return Event(ANSWER, item) if isinstance(item, str) else item
 
 
 _feeding = threading.local()  # the waiters gathered during this step of the feeding thread's loop

@@ -126,3 +126,21 @@ def test_vllms_parser_splits_even_when_the_text_leaves_the_markers_out(thinking_
     pieces = [p for d, i in deltas for p in splitter.feed(d, i)]
     assert "".join(t for k, t in pieces if k == REASONING) == "calm sea"
     assert "".join(t for k, t in pieces if k == ANSWER) == "Blue."
+
+
+def test_events_of_a_stream_without_reasoning_are_answer_deltas_then_the_finish():
+    import asyncio
+
+    from vstream.streaming import Event, Stream
+
+    stream = Stream("plain", "prompt", [1], {})
+    for delta in ("Blue", " sea", "."):
+        stream._feed(delta, [7], None)
+    stream._finish("stop")
+    expected = [Event(ANSWER, "Blue"), Event(ANSWER, " sea"), Event(ANSWER, "."), Event("finish", finish_reason="stop")]
+    assert list(stream.events()) == expected
+
+    async def collect():
+        return [event async for event in stream.events()]
+
+    assert asyncio.run(collect()) == expected
