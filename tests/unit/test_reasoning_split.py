@@ -129,8 +129,7 @@ def test_vllms_parser_splits_even_when_the_text_leaves_the_markers_out(thinking_
 
 
 def test_events_of_a_stream_without_reasoning_are_answer_deltas_then_the_finish():
-    import asyncio
-
+    from loops import run_on_a_fresh_loop
     from vstream.streaming import Event, Stream
 
     stream = Stream("plain", "prompt", [1], {})
@@ -143,4 +142,4 @@ def test_events_of_a_stream_without_reasoning_are_answer_deltas_then_the_finish(
     async def collect():
         return [event async for event in stream.events()]
 
-    assert asyncio.run(collect()) == expected
+    assert run_on_a_fresh_loop(collect) == expected  # browser tests keep a loop on this thread
