@@ -41,7 +41,6 @@ class LocalBackend:
         self._vllm_dead_error: type[BaseException] = RuntimeError
         self._plan: memory.MemoryPlan | None = None
         self._free: list[memory.FreeMemory] = []
-        self._explicit_kv = True
 
     async def start(self, progress: Progress) -> EngineInfo:
         logs.route_vllm_logs(self.verbose)
@@ -110,7 +109,7 @@ class LocalBackend:
             tensor_parallel_size=self.config.tensor_parallel_size,
             pipeline_parallel_size=self.config.pipeline_parallel_size,
             weight_bytes=plan.weight_bytes if plan else None,
-            kv_cache_bytes=plan.kv_bytes if plan and self._explicit_kv else None,
+            kv_cache_bytes=plan.kv_bytes if plan else None,
             can_sleep=self._sleep_mode,
         )
         progress("warming up")
@@ -121,8 +120,7 @@ class LocalBackend:
         """Weights + KV for this model, from its config; None when vLLM's share is asked for."""
         c, extra = self.config, dict(self.config.engine_args)
         kv_memory = c.kv_cache_memory or extra.get("kv_cache_memory_bytes")
-        self._explicit_kv = c.gpu_memory_utilization is None or kv_memory is not None or c.kv_cache_tokens is not None
-        if not self._explicit_kv:
+        if c.gpu_memory_utilization is not None and kv_memory is None and c.kv_cache_tokens is None:
             return None
         dummy = extra.get("load_format") == "dummy"
         if (Path(path) / "config.json").is_file():
