@@ -320,26 +320,6 @@ def run_magic(
 # --- vstream.Panel --------------------------------------------------------------------------------
 
 
-class RecordingComm:
-    """Stands in for a kernel comm and keeps what each widget sends, with its time (the idea of
-    ipywidgets' DummyComm). The panel's tests count messages with it too."""
-
-    kernel = "recording"  # ipywidgets only sends when the comm has a kernel
-
-    def __init__(self, log: list[tuple[float, str, Any]], **kwargs: Any) -> None:
-        self.comm_id = kwargs.get("comm_id") or uuid.uuid4().hex
-        self.log = log
-
-    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        self.log.append((time.perf_counter(), self.comm_id, data))
-
-    def on_msg(self, callback: Any) -> None:
-        pass
-
-    def close(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
 class PanelRig:
     """Panels over the benchmark's host, with every widget message recorded."""
 
@@ -348,8 +328,9 @@ class PanelRig:
 
         from vstream.panel import Panel
         from vstream.panel_presets import PresetStore
+        from vstream.testing import MessageLog, RecordingComm
 
-        self.log: list[tuple[float, str, Any]] = []
+        self.log = MessageLog()
         widget_module.comm.create_comm = lambda **kw: RecordingComm(self.log, **kw)
         self.host, self.panel_cls = host, Panel
         self.store = PresetStore(Path(tempfile.mkdtemp(prefix="vstream-bench-")) / "presets.json")
@@ -385,9 +366,8 @@ class PanelRig:
                 )
             by_comm = {col.output.comm.comm_id: i for i, col in enumerate(cols)}
             shown: list[list[tuple[float, str]]] = [[] for _ in cols]
-            for t, comm_id, data in self.log:
-                i = by_comm.get(comm_id)
-                state = (data or {}).get("state", {}) if isinstance(data, dict) else {}
+            for message in self.log.messages:
+                t, i, state = message.t, by_comm.get(message.comm_id), message.state
                 if i is not None and "value" in state:
                     texts = _texts(state["value"])
                     if texts:

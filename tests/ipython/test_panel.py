@@ -10,6 +10,7 @@ import contextlib
 import io
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,22 +19,19 @@ from schemas import PERSON
 
 pytest.importorskip("ipywidgets")
 
-import ipywidgets.widgets.widget as widget_module
-from benchmarks._paths import RecordingComm
-
 from vstream.panel import Panel
 from vstream.panel_presets import PresetStore
 from vstream.render import escape
+from vstream.testing import MessageLog, record_widget_messages
 
 FRANCE = "What is the capital of France?"
 LONG = {"ignore_eos": True, "max_tokens": 200}
 
 
 @pytest.fixture
-def comm_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, str, dict[str, Any]]]:
-    log: list[tuple[float, str, dict[str, Any]]] = []
-    monkeypatch.setattr(widget_module.comm, "create_comm", lambda **kw: RecordingComm(log, **kw))
-    return log
+def comm_log() -> Iterator[MessageLog]:
+    with record_widget_messages() as log:
+        yield log
 
 
 @pytest.fixture
@@ -83,8 +81,8 @@ def test_widget_messages_stay_within_the_rate_bound(comm_log, make_panel):
     stream = panel.streams[0]
     assert stream.metrics.tokens == 200 and stream.finish_reason == "length"
 
-    sent = [m for m in comm_log if m[0] >= start]
-    updates = [m for m in sent if m[1] == output_id]
+    sent = [m for m in comm_log.messages if m.t >= start]
+    updates = [m for m in sent if m.comm_id == output_id]
     bound = 20 * duration + 10
     print(
         f"\n200 tokens in {duration:.2f} s: {len(sent)} comm messages in all, "
@@ -94,7 +92,7 @@ def test_widget_messages_stay_within_the_rate_bound(comm_log, make_panel):
     assert (
         3 <= len(updates) <= 20 * duration + 2
     )  # it streamed, at ≤ 20 paints/s, plus the final one
-    assert escape(stream.text) in updates[-1][2]["state"]["value"]
+    assert escape(stream.text) in updates[-1].state["value"]
 
 
 def test_stop_aborts_the_request_in_the_engine_and_keeps_the_partial_text(idle_host, make_panel):

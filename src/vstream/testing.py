@@ -1,0 +1,96 @@
+"""Tools that tests and benchmarks share: a comm that records what widgets send.
+
+ipywidgets' own tests replace the kernel comm with one that keeps messages instead of sending them
+(their ``DummyComm``); this is the same idea with a clock and a byte count, so a test can assert
+how much the panel sends for an answer and a benchmark can report it::
+
+    with record_widget_messages() as log:
+        panel.run(); panel.wait()
+    log.bytes()        # what would have crossed the comm, JSON plus binary buffers
+
+It lives in the package (not under ``tests/``) because ``benchmarks/`` imports it too, on machines
+where only the package and the benchmark are copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message a widget sent: when, on which comm, its data and binary buffers."""
+
+    t: float
+    comm_id: str
+    data: Any
+    buffers: tuple[bytes, ...] = ()
+
+    @property
+    def nbytes(self) -> int:
+        """The message's size on the wire, as the kernel would serialize it (compact JSON)."""
+        body = len(json.dumps(self.data, separators=(",", ":"), default=str).encode())
+        return body + sum(len(memoryview(b).cast("B")) for b in self.buffers)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The trait values this message carries ({} for custom messages)."""
+        data = self.data if isinstance(self.data, dict) else {}
+        state = data.get("state")
+        return state if isinstance(state, dict) else {}
+
+
+@dataclass
+class MessageLog:
+    messages: list[Message] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.messages.clear()
+
+    def of(self, comm_id: str) -> list[Message]:
+        return [m for m in self.messages if m.comm_id == comm_id]
+
+    def bytes(self, comm_id: str | None = None) -> int:
+        chosen = self.messages if comm_id is None else self.of(comm_id)
+        return sum(m.nbytes for m in chosen)
+
+
+class RecordingComm:
+    """Stands in for a kernel comm and keeps what its widget sends, with the time."""
+
+    kernel = "recording"  # ipywidgets only sends when the comm has a kernel
+
+    def __init__(self, log: MessageLog, **kwargs: Any) -> None:
+        self.comm_id = kwargs.get("comm_id") or uuid.uuid4().hex
+        self.log = log
+        if kwargs.get("data") is not None:  # the comm_open message carries the initial state
+            self.send(kwargs["data"], buffers=kwargs.get("buffers"))
+
+    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+        self.log.messages.append(Message(time.perf_counter(), self.comm_id, data, tuple(buffers or ())))
+
+    def on_msg(self, callback: Any) -> None:
+        pass
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def record_widget_messages() -> Iterator[MessageLog]:
+    """Every widget made inside the block sends into the returned log instead of a kernel."""
+    import ipywidgets.widgets.widget as widget_module
+
+    log = MessageLog()
+    before = widget_module.comm.create_comm
+    widget_module.comm.create_comm = lambda **kw: RecordingComm(log, **kw)
+    try:
+        yield log
+    finally:
+        widget_module.comm.create_comm = before
