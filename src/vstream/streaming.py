@@ -294,6 +294,12 @@ class Stream:
             self.cancel(wait=False)
             raise
 
+    def read_from(self, answer: int, reasoning: int, logprobs: int) -> tuple[list[str], list[str], list[TokenLogprob]]:
+        """The answer deltas, reasoning deltas and token logprobs after these counts of each,
+        read together: a view that follows the stream pays for what is new, not the whole answer."""
+        with self._changed:
+            return self._deltas[answer:], self._reasoning[reasoning:], (self._logprobs or [])[logprobs:]
+
     def snapshot(self) -> tuple[int, str, bool]:
         """(version, text, done) read consistently, for refreshers."""
         with self._changed:
