@@ -7,6 +7,7 @@ output handler to the loop that first uses it, so it is built and used only ther
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import os
@@ -16,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from .. import ipc_folder, logs, memory, options, reasoning, spawning
+from .. import cpu_cores, ipc_folder, logs, memory, options, reasoning, spawning
 from ..config import EngineConfig, cpu_model
 from ..errors import EngineDeadError, EngineStartError, SamplingError
 from ..models import resolve_model
@@ -83,12 +84,16 @@ class LocalBackend:
             with (
                 ipc_folder.sockets_in(self._ipc_folder),
                 spawning.engine_children(None if self.verbose else logs.log_file()),
+                self._own_cores(),
             ):
                 self._engine = AsyncLLM.from_engine_args(args)
         except Exception as exc:
+            self._release_cores()
             raise EngineStartError(_start_failure(exc)) from exc
         finally:
             self._pids = sorted(_child_pids() - before)
+        if self._binds_cores():
+            cpu_cores.record(self._pids)
 
         vllm_config = self._engine.vllm_config
         cache = vllm_config.cache_config
@@ -148,6 +153,18 @@ class LocalBackend:
             pipeline_parallel=c.pipeline_parallel_size,
             cuda_graphs=not c.enforce_eager and self.device == "cuda",
         )
+
+    def _binds_cores(self) -> bool:
+        """vLLM binds a CPU worker to cores; with several ranks its binding string has a list per
+        rank, which vLLM's own choice handles better than one picked here."""
+        return self.device == "cpu" and self.config.tensor_parallel_size * self.config.pipeline_parallel_size == 1
+
+    def _own_cores(self) -> contextlib.AbstractContextManager[None]:
+        return cpu_cores.claimed() if self._binds_cores() else contextlib.nullcontext()
+
+    def _release_cores(self) -> None:
+        if self._binds_cores():
+            cpu_cores.release()
 
     def _engine_kwargs(self, path: str) -> dict[str, Any]:
         c, plan = self.config, self._plan
@@ -342,6 +359,7 @@ class LocalBackend:
             del engine
             gc.collect()
         _reap(self._pids)
+        self._release_cores()
 
 
 def _structured_outputs(sampling_params: type, constraint: dict[str, Any]) -> dict[str, Any]:
