@@ -18,7 +18,7 @@ from typing import Any
 
 from . import options, structured
 from .errors import EngineConfigError, SamplingError
-from .memory import parse_bytes
+from .memory import gib, parse_bytes
 from .models import EMBEDDED_MODEL
 
 
@@ -120,8 +120,11 @@ class EngineConfig:
             raise EngineConfigError(f"enforce_eager must be True or False, got {self.enforce_eager!r}")
 
     def describe_changes(self, other: EngineConfig) -> str:
+        def shown(name: str, value: Any) -> str:
+            return gib(value) if name == "kv_cache_memory" and value is not None else repr(value)
+
         changed = [
-            f"{f.name}: {getattr(self, f.name)!r} → {getattr(other, f.name)!r}"
+            f"{f.name}: {shown(f.name, getattr(self, f.name))} → {shown(f.name, getattr(other, f.name))}"
             for f in dataclasses.fields(self)
             if getattr(self, f.name) != getattr(other, f.name)
         ]

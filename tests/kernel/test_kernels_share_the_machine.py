@@ -106,7 +106,7 @@ def test_an_impossible_budget_fails_in_seconds_with_numbers_then_the_default_sta
         assert "KV cache 900.00 GiB" in message and "GiB is free" in message
         assert "Lower kv_cache_memory or kv_cache_tokens" in message
         *said, last = _run(client, AGAIN, 600).strip().splitlines()
-        assert said == ["vstream: restarting the engine (kv_cache_memory: 966367641600 → None)"]
+        assert said == ["vstream: restarting the engine (kv_cache_memory: 900.00 GiB → None)"]
         state, tokens = last.split()
         assert state == "ready" and int(tokens) > 60_000
     finally:

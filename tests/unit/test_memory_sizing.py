@@ -186,3 +186,11 @@ def test_status_of_a_parallel_engine_says_the_bytes_are_per_gpu():
     )  # fmt: skip
     assert "×2 (tensor parallel 2, pipeline parallel 1)" in info.describe()
     assert "KV 0.70 GiB per GPU = 65,536 tokens" in info.describe()
+
+
+def test_a_restart_message_shows_the_kv_budget_in_gib():
+    from vstream.config import EngineConfig
+
+    before = EngineConfig.from_kwargs(kv_cache_memory="2GiB")
+    after = EngineConfig.from_kwargs(kv_cache_memory="512MiB", max_num_seqs=8)
+    assert before.describe_changes(after) == "kv_cache_memory: 2.00 GiB → 0.50 GiB, max_num_seqs: None → 8"
