@@ -7,8 +7,8 @@ the help text, the ``%%vstream`` flag, the panel's control and the field of the 
 
 * ``config.validate_sampling`` checks each row by its ``kind`` and bounds;
 * ``magics`` builds the ``%%vstream`` arguments from ``flags``/``help``;
-* ``panel_controls`` builds a widget per ``control``; ``panel_presets`` keeps the ``preset`` rows;
-* ``panel_export`` writes ``flags`` (magic) or the name (Python) for non-``neutral`` values;
+* ``panel.controls`` hands each ``control`` to the panel's front end; ``panel.presets`` keeps the ``preset`` rows;
+* ``panel.export`` writes ``flags`` (magic) or the name (Python) for non-``neutral`` values;
 * ``backends/remote`` puts each value at ``server`` in the request body;
 * ``backends/local`` passes each value to vLLM as ``engine``.
 

@@ -13,9 +13,9 @@ import pprint
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import options
-from .config import SAMPLING_PARAMETERS
-from .escapes import ESCAPES as _ESCAPES
+from .. import options
+from ..config import SAMPLING_PARAMETERS
+from ..escapes import ESCAPES as _ESCAPES
 
 # Values that change nothing: left out of exported code unless the row says ``always``.
 NEUTRAL: dict[str, Any] = {o.name: o.neutral for o in options.OPTIONS if o.neutral is not None}
@@ -111,9 +111,7 @@ def quote(value: str) -> str:
     return f"'{value}'" if "'" not in value else f'"{value}"'  # both kinds: cannot be written
 
 
-def magic_cell(
-    prompt: str, sampling: Mapping[str, Any], *, chat: bool = False, system: str | None = None
-) -> str:
+def magic_cell(prompt: str, sampling: Mapping[str, Any], *, chat: bool = False, system: str | None = None) -> str:
     """The ``%%vstream`` cell that sends ``prompt`` with these settings.
 
     Settings the magic cannot carry are listed in ``magic_unsupported``; the Python call
@@ -169,11 +167,7 @@ def _quoted(value: str) -> str | None:
 
 def magic_unsupported(sampling: Mapping[str, Any]) -> list[str]:
     """The settings a ``%%vstream`` cell cannot carry (the Python export has them)."""
-    return [
-        name
-        for name, value in essential(sampling).items()
-        if _magic_words(options.BY_NAME[name], value) is None
-    ]
+    return [name for name, value in essential(sampling).items() if _magic_words(options.BY_NAME[name], value) is None]
 
 
 def _kwargs(sampling: Mapping[str, Any], chat: bool, system: str | None) -> list[str]:
@@ -183,9 +177,7 @@ def _kwargs(sampling: Mapping[str, Any], chat: bool, system: str | None) -> list
     if system:
         parts.append(f"system={system!r}")
     for name, value in essential(sampling).items():
-        parts.append(
-            f"{name}={repr(value) if isinstance(value, (bool, str, list)) else number(value)}"
-        )
+        parts.append(f"{name}={repr(value) if isinstance(value, (bool, str, list)) else number(value)}")
     return parts
 
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import options
-from .config import validate_sampling
-from .errors import SamplingError
+from .. import options
+from ..config import validate_sampling
+from ..errors import SamplingError
 
 # Built-ins reset the "shape" of sampling; they leave max_tokens, seed, stop and the output format alone.
 _STYLE_NEUTRAL = {o.name: o.neutral for o in options.OPTIONS if o.style}

@@ -1,11 +1,12 @@
-"""A panel's chat transcript: the turns so far, the messages for the next request, and its HTML.
+"""A panel's chat transcript: the turns so far, the messages for the next request, and what shows.
 
-User prompts are as untrusted as model output: both are escaped by ``render.escape``.
+The widget's front end shows ``shown()`` as text (never markup); ``html()`` is the static
+fallback's, escaped by ``render`` (user prompts are as untrusted as model output).
 """
 
 from __future__ import annotations
 
-from . import render
+from .. import render
 
 
 class ChatHistory:
@@ -41,21 +42,21 @@ class ChatHistory:
     def turns(self) -> int:
         return len(self.messages) // 2
 
-    def html(self, *, hide_last_answer: bool = False) -> str:
-        """The transcript; ``hide_last_answer`` omits the latest answer (the output shows it)."""
+    def shown(self, *, hide_last_answer: bool = False) -> list[dict[str, str]]:
+        """The turns to show; ``hide_last_answer`` omits the latest answer (its column shows it)."""
         messages = self.messages
-        if (
-            hide_last_answer
-            and self.pending is None
-            and messages
-            and messages[-1]["role"] == "assistant"
-        ):
+        if hide_last_answer and self.pending is None and messages and messages[-1]["role"] == "assistant":
             messages = messages[:-1]
-        if not messages and self.pending is None:
-            return ""
-        rows = [_bubble(m["role"], m["content"]) for m in messages]
+        rows = [dict(m) for m in messages]
         if self.pending is not None:
-            rows.append(_bubble("user", self.pending))
+            rows.append({"role": "user", "content": self.pending})
+        return rows
+
+    def html(self, *, hide_last_answer: bool = False) -> str:
+        """The transcript as escaped HTML (the static fallback's)."""
+        rows = [_bubble(m["role"], m["content"]) for m in self.shown(hide_last_answer=hide_last_answer)]
+        if not rows:
+            return ""
         return (
             '<div class="vstream-history" style="display:flex;flex-direction:column;gap:4px">'
             + "".join(rows)
