@@ -20,7 +20,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Bool, Dict, Float, Unicode
 
-from . import escapes, options, render
+from . import escapes, options
 from .config import validate_sampling
 from .engine import ASLEEP, READY, STARTING, EngineHost, engine
 from .errors import EngineConfigError, EngineStartError, SamplingError, VStreamError
@@ -190,27 +190,27 @@ class VStreamMagics(Magics):
         except (SamplingError, ValueError) as exc:
             raise _usage_error(exc) from None
 
-    def _show(self, streams: list[Stream], **view: Any) -> None:
-        handle = display(self._bundle(streams, **view), raw=True, display_id=True)
+    def _show(self, streams: list[Stream], *, logprobs: bool, chat_hint: str | None, hide_thinking: bool) -> None:
+        """Stream into a live widget view (deltas only, the panel's front end), then replace it with
+        a static text/html + text/plain display that a saved notebook keeps. Without a widget front
+        end (a terminal) nothing is repainted: a line says it streams, then the answer shows."""
+        from .panel.static import streams_bundle
 
-        def paint(final: bool) -> None:
-            handle.update(self._bundle(streams, **view), raw=True)
-
-        follow(streams, paint, rate=self.update_rate)
-
-    @staticmethod
-    def _bundle(
-        streams: list[Stream], *, logprobs: bool, chat_hint: str | None, hide_thinking: bool
-    ) -> dict[str, str]:
         titles = [f"sample {i + 1}" for i in range(len(streams))] if len(streams) > 1 else [None]
-        cards = [
-            render.stream_card(s, title=t, logprobs=logprobs, chat_hint=chat_hint, hide_thinking=hide_thinking)
-            for s, t in zip(streams, titles, strict=True)
-        ]
-        return {
-            "text/html": render.side_by_side(cards),
-            "text/plain": render.plain_summary(streams, chat_hint=chat_hint, hide_thinking=hide_thinking),
-        }
+        view = _live_view(streams, titles=titles, logprobs=logprobs, chat_hint=chat_hint, hide_thinking=hide_thinking)
+        if view is not None:
+            handle = display(view, display_id=True)
+        else:
+            handle = display({"text/plain": "vstream: streaming…"}, raw=True, display_id=True)
+        try:
+            follow(streams, view.paint if view is not None else _no_repaint, rate=self.update_rate)
+        finally:
+            shown = streams_bundle(
+                streams, titles=titles, logprobs=logprobs, chat_hint=chat_hint, hide_thinking=hide_thinking
+            )
+            handle.update(shown, raw=True)
+            if view is not None:
+                view.close()
 
     # --- engine access --------------------------------------------------------------------------
 
@@ -388,6 +388,24 @@ class VStreamMagics(Magics):
         count = int(rest[0]) if rest and rest[0].isdigit() else 40
         lines = logs.tail(count)
         print("\n".join(lines) if lines else f"vstream: no engine log yet ({logs.log_file()})")
+
+
+def _no_repaint(final: bool) -> None:
+    pass
+
+
+def _live_view(streams: list[Stream], **view: Any) -> Any:
+    """The magic's live view (``panel.view.StreamView``), or None where no front end can show a
+    widget: a terminal's comm has no kernel."""
+    try:
+        from .panel.view import StreamView
+    except ImportError:  # anywidget missing: the static display still shows the answer
+        return None
+    live = StreamView(streams, **view)
+    if not live.live:
+        live.close()
+        return None
+    return live
 
 
 def _after_text(seconds: float | None) -> str:

@@ -35,8 +35,14 @@ class Message:
     @property
     def nbytes(self) -> int:
         """The message's size on the wire, as the kernel would serialize it (compact JSON)."""
-        body = len(json.dumps(self.data, separators=(",", ":"), default=str).encode())
-        return body + sum(len(memoryview(b).cast("B")) for b in self.buffers)
+        return json_bytes(self.data) + sum(len(memoryview(b).cast("B")) for b in self.buffers)
+
+    @property
+    def content(self) -> dict[str, Any] | None:
+        """What ``widget.send(content)`` sent, for a custom message; None for state messages."""
+        data = self.data if isinstance(self.data, dict) else {}
+        content = data.get("content") if data.get("method") == "custom" else None
+        return content if isinstance(content, dict) else None
 
     @property
     def state(self) -> dict[str, Any]:
@@ -44,6 +50,11 @@ class Message:
         data = self.data if isinstance(self.data, dict) else {}
         state = data.get("state")
         return state if isinstance(state, dict) else {}
+
+
+def json_bytes(data: Any) -> int:
+    """``data``'s size as compact JSON: how a widget message or a display bundle is counted."""
+    return len(json.dumps(data, separators=(",", ":"), default=str).encode())
 
 
 @dataclass
@@ -55,6 +66,11 @@ class MessageLog:
 
     def of(self, comm_id: str) -> list[Message]:
         return [m for m in self.messages if m.comm_id == comm_id]
+
+    def custom(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The contents of the custom messages (``widget.send``), of one ``type`` if given."""
+        contents = [m.content for m in self.messages if m.content is not None]
+        return [c for c in contents if c is not None and (kind is None or c.get("type") == kind)]
 
     def bytes(self, comm_id: str | None = None) -> int:
         chosen = self.messages if comm_id is None else self.of(comm_id)

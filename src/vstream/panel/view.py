@@ -2,7 +2,7 @@
 
 It runs the panel's front end (``panel.js``, view ``"stream"``), fed by the same delta messages
 (``feed.py``), so there is one renderer for both. The magic replaces it with a static display
-when the streams end; ``results`` carries the final state for a view drawn after that.
+(text/html + text/plain) when the streams end, so its final text is not sent to it again.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class StreamView(anywidget.AnyWidget):
     view = t.Unicode("stream").tag(sync=True)
     instance_id = t.Unicode().tag(sync=True)
     show_thinking = t.Bool(True).tag(sync=True)
-    results = t.List().tag(sync=True)
+    results = t.List().tag(sync=True)  # stays empty: the magic puts a static display in its place
 
     def __init__(
         self,
@@ -55,8 +55,6 @@ class StreamView(anywidget.AnyWidget):
             self._started = True
             self.send(start_message(self.feeds, self.titles, logprobs=self.logprobs))
         send_changes(self.send, self.feeds, final)
-        if final:
-            self.results = [feed.result(title) for feed, title in zip(self.feeds, self.titles, strict=True)]
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         data, metadata = super()._repr_mimebundle_(**kwargs)
