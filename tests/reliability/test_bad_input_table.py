@@ -92,10 +92,11 @@ def test_magic(host, serves, line, message):
 @pytest.mark.parametrize(("control", "value", "message"), PANEL, ids=[f"{c[0]}={c[1]!r}" for c in PANEL])
 def test_panel(host, serves, control, value, message):
     panel = Panel("Hello", host=host)
-    getattr(panel.columns[0].controls, control).value = value
-    panel.generate.click()
-    assert message in panel.error.value
-    assert not panel.running and not panel.generate.disabled
+    # What the front end sends when the field is typed into: the column's form, as shown.
+    panel.set_state({"forms": [{**panel.forms[0], control: value}]})
+    panel._handle_custom_msg({"action": "generate"}, [])  # the Generate button
+    assert message in panel.error
+    assert not panel.running and not panel.streams
     panel.close()
     serves()
 

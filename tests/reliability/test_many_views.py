@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
-import html
-import re
 import threading
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from vstream.panel import Panel
+from vstream.testing import record_widget_messages
 
 pytestmark = [pytest.mark.engine, pytest.mark.reliability]
 
 
-def _shown_text(markup: str) -> str:
-    match = re.search(r'<pre class="vstream-text"[^>]*>(.*?)</pre>', markup, re.S)
-    assert match, markup[:200]
-    return html.unescape(re.sub(r"<[^>]*>", "", match.group(1))).rstrip("▌")
-
-
 def test_eight_panels_at_once(idle_host):
     # Each panel asks for its own length, so a delta that went to the wrong view shows as a wrong count.
-    panels = [
-        Panel(f"Panel {i}, tell me a story:", host=idle_host, max_tokens=10 + 3 * i, ignore_eos=True) for i in range(8)
-    ]
-    for panel in panels:
-        panel.generate.click()
-    for panel in panels:
-        panel.wait(300)
+    with record_widget_messages() as log:
+        panels = [
+            Panel(f"Panel {i}, tell me a story:", host=idle_host, max_tokens=10 + 3 * i, ignore_eos=True)
+            for i in range(8)
+        ]
+        for panel in panels:
+            panel._handle_custom_msg({"action": "generate"}, [])  # the Generate button
+        for panel in panels:
+            panel.wait(300)
     for i, panel in enumerate(panels):
         (stream,) = panel.streams
         assert stream.finish_reason == "length" and len(stream.token_ids) == 10 + 3 * i
-        assert _shown_text(panel.columns[0].output.value) == stream.text
+        sent = [m.content for m in log.of(panel.comm.comm_id) if m.content is not None]
+        assert "".join(c["text"] for c in sent if c["type"] == "delta") == stream.text  # its own deltas only
+        assert panel.results[0]["text"] == stream.text
         panel.close()
     starts = [p.streams[0].metrics.first_token_at for p in panels]
     ends = [p.streams[0].metrics.finished_at for p in panels]

@@ -9,9 +9,7 @@ import pytest
 
 from vstream.backends.remote import ServerRequestError
 from vstream.errors import EngineNotRunningError
-from vstream.panel import Panel
-from vstream.panel_presets import PresetStore
-from vstream.render import escape
+from vstream.panel import Panel, PresetStore
 
 from .conftest import MAX_LOGPROBS, MAX_MODEL_LEN, SERVED_NAME
 
@@ -161,15 +159,15 @@ def test_the_panel_streams_compare_columns_and_logprobs_from_the_server(idle_rem
         presets=PresetStore(tmp_path / "presets.json"),
     )
     try:
-        panel.generate.click()
+        panel.run()
         panel.wait(120)
         streams = panel.streams
         assert len(streams) == 2 and all(s.metrics.tokens == 20 for s in streams)
         starts_and_ends = [(s.metrics.submitted_at, s.metrics.finished_at) for s in streams]
         assert max(a for a, _ in starts_and_ends) < min(b for _, b in starts_and_ends)  # concurrent
-        for column, stream in zip(panel.columns, streams, strict=True):
-            assert escape(stream.text) in column.output.value and "TTFT" in column.output.value
-        assert "127.0.0.1" in panel.status.value and "remote" in panel.status.value
+        for result, stream in zip(panel.results, streams, strict=True):
+            assert result["text"] == stream.text and "TTFT" in result["status"]
+        assert "127.0.0.1" in panel.engine_status["text"] and "remote" in panel.engine_status["text"]
     finally:
         panel.close()
         panel.wait(10)
@@ -184,9 +182,9 @@ def test_the_panel_streams_compare_columns_and_logprobs_from_the_server(idle_rem
         presets=PresetStore(tmp_path / "presets.json"),
     )
     try:
-        lp.generate.click()
+        lp.run()
         lp.wait(60)
-        assert lp.columns[0].output.value.count('class="vstream-token"') == 6
+        assert len(lp.results[0]["tokens"]) == 6
     finally:
         lp.close()
         lp.wait(10)

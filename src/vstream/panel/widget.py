@@ -222,6 +222,9 @@ class Panel(anywidget.AnyWidget):
         return "\n\n".join(cells) + ("\n\n" + note if note else "")
 
     def close(self) -> None:
+        if getattr(self, "_closed", True):  # closed already, or never built (a bad argument)
+            super().close()
+            return
         self._closed = True
         self.stop()
         self._unsubscribe()
