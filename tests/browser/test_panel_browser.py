@@ -123,17 +123,17 @@ def test_panel_streams_stops_exports_and_keeps_the_kernel_free(
     expect(panel.locator(".vstream-stop")).to_be_disabled()
 
     # 3. Drag the temperature slider to its left end: the export shows temperature 0.
-    handle = panel.locator(".vstream-ctl-temperature .noUi-handle").first
-    track = panel.locator(".vstream-ctl-temperature .noUi-target").first
+    slider = panel.locator(".vstream-ctl-temperature input[type=range]")
     # The chat above it is as long as the sampled answers: the slider can sit below the window,
     # where a mouse drag lands on nothing (seen once in CI).
-    track.scroll_into_view_if_needed()
-    hbox, tbox = handle.bounding_box(), track.bounding_box()
-    page.mouse.move(hbox["x"] + hbox["width"] / 2, hbox["y"] + hbox["height"] / 2)
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    thumb_x = box["x"] + box["width"] * 0.8 / 2  # temperature 0.8 on a 0..2 track
+    page.mouse.move(thumb_x, box["y"] + box["height"] / 2)
     page.mouse.down()
-    page.mouse.move(tbox["x"] - 40, hbox["y"] + hbox["height"] / 2, steps=8)
+    page.mouse.move(box["x"] - 40, box["y"] + box["height"] / 2, steps=8)
     page.mouse.up()
-    expect(panel.locator(".vstream-ctl-temperature .widget-readout")).to_have_text("0.00")
+    expect(panel.locator(".vstream-ctl-temperature .vstream-readout")).to_have_text("0.00")
     panel.locator(".vstream-export").click()
     code = panel.locator(".vstream-code textarea")
     expect(code).to_have_value(
