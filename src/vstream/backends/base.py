@@ -37,6 +37,9 @@ class EngineInfo:
     weight_bytes: int | None = None
     kv_cache_bytes: int | None = None
     can_sleep: bool = False
+    # The keyword arguments the engine was built with (AsyncEngineArgs), for a raw AsyncLLM with
+    # the very same settings (the benchmark's start-up and raw paths); None for a remote server.
+    engine_args: dict[str, Any] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def full_context_streams(self) -> int | None:

@@ -56,6 +56,9 @@ class LocalBackend:
         self._plan = await asyncio.to_thread(self._memory_plan, path)
         if self._plan is not None:
             memory.check_fits(self._plan, self._free)
+        # The forkserver imports vLLM while this thread does: the EngineCore is forked from it
+        # with vLLM loaded, instead of a spawn that imports it again (spawning.py).
+        spawning.start_forkserver(None if self.verbose else logs.log_file())
         progress("importing vLLM")
         import torch
         import vllm
@@ -72,6 +75,7 @@ class LocalBackend:
         self._tokenizer = AutoTokenizer.from_pretrained(path)
 
         kwargs = self._engine_kwargs(path)
+        plain_kwargs = dict(kwargs)
         if isinstance(kwargs.get("structured_outputs_config"), dict):
             from vllm.config import StructuredOutputsConfig
 
@@ -116,6 +120,7 @@ class LocalBackend:
             weight_bytes=plan.weight_bytes if plan else None,
             kv_cache_bytes=plan.kv_bytes if plan else None,
             can_sleep=self._sleep_mode,
+            engine_args=plain_kwargs,
         )
         progress("warming up")
         await self._warm_up()
@@ -384,14 +389,15 @@ def _spec_key(spec: PromptSpec) -> tuple[Any, ...]:
 
 
 def _child_pids() -> set[int]:
-    # multiprocessing's resource tracker is shared by everything in the process: not ours to reap.
+    # multiprocessing's resource tracker and forkserver are shared by everything in the process
+    # and live as long as it does (the forkserver serves the next engine): not ours to reap.
     children = psutil.Process().children(recursive=True)
-    return {p.pid for p in children if not _is_resource_tracker(p)}
+    return {p.pid for p in children if not _is_shared_helper(p)}
 
 
-def _is_resource_tracker(process: psutil.Process) -> bool:
+def _is_shared_helper(process: psutil.Process) -> bool:
     try:
-        return any("resource_tracker" in part for part in process.cmdline())
+        return any("resource_tracker" in part or "forkserver" in part for part in process.cmdline())
     except psutil.Error:
         return False
 
