@@ -124,6 +124,11 @@ class Shown:
         expect(self.panel.locator(".vstream-engine-status")).to_contain_text("engine ready", timeout=ENGINE_MS)
 
     def generate(self) -> None:
+        # A person's pause between typing and clicking. Without it Generate can run on stale
+        # settings (seen once in Voila: the system prompt typed just before was missing): the
+        # widget manager holds a second state update back until the kernel has answered the
+        # first (ipywidgets' message throttle), while Generate, a custom message, goes at once.
+        self.page.wait_for_timeout(700)
         self.panel.locator(".vstream-generate").click()
         expect(self.panel.locator(".vstream-generate")).to_be_disabled()
 
