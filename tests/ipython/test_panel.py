@@ -112,7 +112,10 @@ def test_widget_messages_stay_within_the_rate_bound(comm_log, make_panel):
         f"\n200 tokens in {duration:.2f} s: {len(sent)} comm messages in all, {len(deltas)} deltas (bound {bound:.0f})"
     )
     assert len(sent) <= bound
-    assert 3 <= len(deltas) <= 20 * duration + 2  # it streamed, at ≤ 20 paints/s, plus the final one
+    # It streamed, at ≤ 20 paints/s, plus what falls outside that cadence (as for the magic): the
+    # first paint, the first token's (at once), the final one, and one for where the ticks fall
+    # against the measured duration (78 deltas in 3.84 s passed +2 by 0.8). One per token: 200.
+    assert 3 <= len(deltas) <= 20 * duration + 5
     assert "".join(d["text"] for d in deltas) == stream.text
 
 

@@ -421,3 +421,17 @@ def test_column_settings_read_and_set_from_code_name_what_is_wrong(panel_over):
     column.top_p = 0.0  # accepted as typed, refused with its range when it would be sent
     with pytest.raises(SamplingError, match=r"top_p must be a number in \(0, 1\]"):
         column.sampling()
+
+
+def test_the_front_end_ships_inside_the_package():
+    # No build step: anywidget reads panel.js and panel.css beside the module, and the wheel
+    # (hatch's packages = ["src/vstream"]) carries every file under the package folder.
+    from pathlib import Path
+
+    from vstream.panel.widget import HERE, Panel
+
+    for name in ("panel.js", "panel.css"):
+        assert (HERE / name).is_file()
+    assert str(Panel._esm) == (HERE / "panel.js").read_text() and "export default" in str(Panel._esm)
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    assert '[tool.hatch.build.targets.wheel]\npackages = ["src/vstream"]' in pyproject

@@ -18,8 +18,6 @@ host, not engine state.
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 import uuid
 import weakref
 from pathlib import Path
@@ -32,7 +30,6 @@ from ..config import validate_sampling
 from ..engine import STARTING, EngineHost, EngineStatus
 from ..engine import engine as _engine
 from ..errors import SamplingError, VStreamError
-from ..refresher import follow
 from ..streaming import ERROR, Stream
 from ..throttle import DEFAULT_RATE
 from . import static
@@ -40,7 +37,7 @@ from .chat import ChatHistory
 from .columns import Column
 from .controls import control_specs, start_form
 from .export import magic_cell, magic_unsupported, python_call
-from .feed import ColumnFeed, send_changes, start_message
+from .generation import Generation
 from .presets import PresetStore, default_store
 from .status import StatusTicker, status_line
 from .worker import Worker
@@ -49,18 +46,6 @@ HERE = Path(__file__).parent
 MAX_COLUMNS = 4
 COLUMN_PRESETS = (None, "greedy", "creative", "balanced")  # what new compare columns start from
 WORKER_IDLE_S = 60.0
-
-
-@dataclasses.dataclass
-class Generation:
-    """One press of Generate: what it asked for, and what became of it."""
-
-    number: int
-    request: dict[str, Any]
-    stop: threading.Event = dataclasses.field(default_factory=threading.Event)
-    submitted: threading.Event = dataclasses.field(default_factory=threading.Event)
-    streams: list[Stream] = dataclasses.field(default_factory=list)
-    error: BaseException | None = None
 
 
 class Panel(anywidget.AnyWidget):
@@ -125,7 +110,6 @@ class Panel(anywidget.AnyWidget):
         self._initial = sampling
         self._generation = 0  # bumped by Clear: a finishing worker then leaves the view alone
         self._current: Generation | None = None
-        self._streams: list[Stream] = []
         self._last_prompt: tuple[str, int] | None = None
         self._ticker: StatusTicker | None = None
         self._closed = False
@@ -158,7 +142,8 @@ class Panel(anywidget.AnyWidget):
     @property
     def streams(self) -> list[Stream]:
         """The streams of the current (or last) generation, one per column."""
-        return list(self._streams)
+        job = self._current
+        return list(job.streams) if job is not None else []
 
     def run(self, timeout: float | None = None) -> list[Stream]:
         """Do what Generate does and return the columns' Streams once they are submitted (the
@@ -166,17 +151,14 @@ class Panel(anywidget.AnyWidget):
         job = self._start()
         if not job.submitted.wait(timeout):
             raise TimeoutError(f"the engine was not ready within {timeout} s; the request waits (panel.stop() ends it)")
-        if job.error is not None:
-            raise job.error
+        if job.problem is not None and not job.streams:
+            raise job.problem
         return list(job.streams)
 
     def stop(self) -> None:
         """What Stop does: abort the running requests in the engine; the text so far is kept."""
-        job = self._current
-        if job is not None:
-            job.stop.set()
-            for stream in list(job.streams):
-                stream.cancel(wait=False)  # the worker paints the partial text when the engine confirms
+        if self._current is not None:
+            self._current.cancel()
 
     def clear(self) -> None:
         """What Clear does: stop, forget the chat, empty the columns."""
@@ -273,7 +255,6 @@ class Panel(anywidget.AnyWidget):
         request = self._request()
         job = Generation(self._generation, request)
         self._current = job
-        self._streams = []
         with self.hold_sync():
             self.running = True
             self.notes = [""] * len(request["samplings"])
@@ -318,63 +299,22 @@ class Panel(anywidget.AnyWidget):
     # --- the worker's thread --------------------------------------------------------------------
 
     def _work(self, job: Generation) -> None:
-        request, streams = job.request, []
         current = lambda: job.number == self._generation  # noqa: E731 - Clear makes a job stale
+        count = len(job.request["samplings"])
+
+        def note(text: str) -> None:
+            self.notes = [text] * count
+
         try:
-            self._wait_engine(job)
-            if not job.stop.is_set():
-                # Submitted together, so the columns batch from their first token.
-                streams = self.host.stream_many(
-                    [{"prompt": request["prompt"], "chat": request["chat"], "system": request["system"], **s}
-                     for s in request["samplings"]]
-                )  # fmt: skip
-                job.streams = self._streams = streams
-            job.submitted.set()
-            if job.stop.is_set():
-                for stream in streams:
-                    stream.cancel(wait=False)
-            chat_hint = None if request["chat"] else "tick the chat box"  # what an empty answer suggests
-            feeds = [ColumnFeed(s, i, logprobs=request["logprobs"], chat_hint=chat_hint) for i, s in enumerate(streams)]
-            if streams:
-                if current():
-                    self.send(start_message(feeds, request["titles"], logprobs=request["logprobs"]))
-
-                def paint(final: bool) -> None:
-                    if current():
-                        send_changes(self.send, feeds, final)
-
-                follow(streams, paint, rate=self.rate)
-            elif job.stop.is_set() and current():
-                self.notes = ["stopped before the engine was ready"] * len(request["samplings"])
-            failed = [s for s in streams if s.finish_reason == ERROR and s.error is not None]
-            if failed:
-                self._show_error(failed[0].error)  # type: ignore[arg-type]
-            if current() and feeds:
-                self.results = [feed.result(title) for feed, title in zip(feeds, request["titles"], strict=True)]
-        except Exception as exc:
-            job.error = exc
-            for stream in streams:
-                stream.cancel(wait=False)
-            self._show_error(exc)
+            job.run(self.host, self.send, note, rate=self.rate, current=current)
+            if job.problem is not None:
+                self._show_error(job.problem)
+            if current():
+                if job.results is not None:
+                    self.results = job.results  # once, at the end: what a saved notebook keeps
+                self._settle(job.request, job.streams)
         finally:
-            job.submitted.set()
-            try:
-                if current():
-                    self._settle(request, streams)
-            finally:
-                self.running = False
-
-    def _wait_engine(self, job: Generation) -> None:
-        waiting = False
-        while not job.stop.is_set():
-            try:
-                self.host.wait_ready(timeout=0.25)
-                return
-            except TimeoutError:
-                if not waiting:
-                    waiting = True
-                    self.notes = ["waiting for the engine to start…"] * len(job.request["samplings"])
-        self.notes = [""] * len(job.request["samplings"])
+            self.running = False
 
     def _settle(self, request: dict[str, Any], streams: list[Stream]) -> None:
         if request["chat"]:
@@ -459,17 +399,14 @@ class Panel(anywidget.AnyWidget):
         """The widget view, with a static text/html + text/plain beside it for front ends
         that render no widgets (nbconvert, GitHub, a terminal)."""
         data, metadata = super()._repr_mimebundle_(**kwargs)
+        job = self._current
+        streams = job.streams if job is not None else []
         shown = static.panel_bundle(
-            str(self.engine_status.get("text", "")), self.prompt, self.history.html(), self._streams,
-            titles=self.job_titles(), logprobs=self.logprob_view, hide_thinking=not self.show_thinking,
+            str(self.engine_status.get("text", "")), self.prompt, self.history.html(), streams,
+            titles=job.request["titles"] if streams and job is not None else [],
+            logprobs=self.logprob_view, hide_thinking=not self.show_thinking,
         )  # fmt: skip
         return {**data, **shown}, metadata
-
-    def job_titles(self) -> list[str | None]:
-        job = self._current
-        if job is None or len(job.request["titles"]) != len(self._streams):
-            return [None] * len(self._streams)
-        return list(job.request["titles"])
 
     def __repr__(self) -> str:
         state = "running" if self.running else "idle"
