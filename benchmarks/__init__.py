@@ -1,11 +1,11 @@
 """vstream benchmarks: one engine, the same prompts, every path a user can take to its tokens.
 
-``python -m benchmarks.stream --device cpu|cuda --out FILE.json`` measures the raw AsyncLLM
-DELTA loop against the Stream API, the ``%%vstream`` magic and the Panel on one shared engine,
-plus start-up, memory and (with ``--alternatives``) ``vllm serve`` + OpenAI client and
-``transformers``' TextIteratorStreamer. ``python -m benchmarks.report`` tabulates the results.
+``python -m benchmarks.stream`` measures the raw AsyncLLM DELTA loop against the Stream API, the
+``%%vstream`` magic, the Panel and (``--paths server``) ``vllm serve`` + openai on one engine;
+``python -m benchmarks.startup`` start-up to the first token, raw vs vstream, in fresh processes;
+``python -m benchmarks.report FILES --write README.md`` the README's tables.
 
-Modules: ``stream`` (command line, orchestration), ``_worker`` (one fresh process per engine
-mode), ``_paths`` (raw / API / magic / panel runners), ``_alternatives`` (server, transformers),
-``_probes`` (memory, device names), ``_stats`` (summaries), ``_verdicts`` (targets, tables).
+Modules: ``stream`` and ``startup`` (command lines), ``paths`` (raw / API / magic / panel runners),
+``server`` (vllm serve), ``models`` (the engines started), ``records`` (typed results, their JSON),
+``stats`` (medians and intervals), ``probes`` (machine names), ``report`` (tables, verdicts).
 """

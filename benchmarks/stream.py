@@ -1,245 +1,151 @@
-"""``python -m benchmarks.stream --device cpu|cuda --out FILE.json [--quick]``
+"""``python -m benchmarks.stream --device cpu|cuda --mode eager|graphs --out FILE.json``
 
-Against one engine configuration, the same prompt and token counts (``ignore_eos``, no seeds):
-the raw AsyncLLM DELTA loop vs the Stream API vs ``%%vstream`` vs ``vstream.Panel`` at 1, 8 and
-64 streams (magic and panel up to 8), start-up from ``%load_ext`` in a fresh process (eager, and
-compiled on CUDA), memory around ``shutdown()``/``restart()``, and with ``--alternatives``
-``vllm serve`` + openai (beside the engine, paired with raw like every path) and transformers'
-TextIteratorStreamer. Ends with PASS/FAIL lines for the issue's targets and a compact table;
-the JSON has every number.
+One engine, the same prompt and token counts (``ignore_eos``, greedy): every path a user can
+take to its tokens, each run right next to a raw run (raw first in even rounds, second in odd
+ones, so drift favours no side), and with ``--beside`` in one batch with raw streams.
+``--model qwen2-1.5b`` swaps the embedded model for a 1.5B-parameter Qwen2 of dummy weights.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import subprocess
+import functools
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from . import _alternatives, _paths, _probes, _verdicts
+from . import paths
+from .models import engine_config
+from .records import Cell, Result, Run, save
 
-ROOT = Path(__file__).resolve().parent.parent
-
-# streams x tokens per stream; full GPU sizes keep an H100 run (both modes, alternatives) < 8 min.
-QUICK = {"sizes": "1x64,8x32,64x16", "reps": 4, "startup_tokens": 16}
-FULL = {
-    "cuda": {"sizes": "1x256,8x256,64x256", "reps": 2, "startup_tokens": 32},
-    "cpu": {"sizes": "1x128,8x64,64x32", "reps": 4, "startup_tokens": 16},
-}
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.stream", description=__doc__.split("\n\n")[1]
-    )
-    p.add_argument(
-        "--device",
-        choices=["cpu", "cuda"],
-        default=None,
-        help="default: cuda if nvidia-smi is found",
-    )
-    p.add_argument(
-        "--out", required=True, help="JSON file to write (e.g. benchmarks/results/h100.json)"
-    )
-    p.add_argument(
-        "--quick", action="store_true", help=f"small sizes ({QUICK['sizes']}), for CPU and CI"
-    )
-    p.add_argument("--sizes", help="streams x tokens list, e.g. 1x64,8x32,64x16")
-    p.add_argument(
-        "--reps",
-        type=int,
-        help="rounds per path and size (each path next to its own raw run; order reversed in odd rounds)",
-    )
-    p.add_argument("--modes", help="eager,compiled (default: eager on cpu, eager,compiled on cuda)")
-    p.add_argument(
-        "--alternatives",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also vllm serve + openai and transformers (default: on for cuda, off for cpu)",
-    )
-    p.add_argument(
-        "--transformers",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="with --alternatives: also transformers' TextIteratorStreamer (off: the server only)",
-    )
-    p.add_argument(
-        "--paths",
-        help="only these paths next to raw, e.g. api,magic,panel,mixed,server (default: all)",
-    )
-    p.add_argument("--temperature", type=float, default=0.0, help="same for every path (0: greedy)")
-    p.add_argument("--prompt", default=_paths.PROMPT)
-    p.add_argument(
-        "--typing-s", type=float, default=10.0, help="simulated typing time after %%load_ext"
-    )
-    p.add_argument(
-        "--gpu-memory-utilization",
-        type=float,
-        default=None,
-        help="default: 0.1 on cpu, vstream's default on cuda",
-    )
-    p.add_argument("--max-model-len", type=int, default=None)
-    p.add_argument(
-        "--restart",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="measure restart() in the first mode",
-    )
-    p.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds per request batch / server start"
-    )
-    return p.parse_args(argv)
+UI_PATHS = ("magic", "panel")  # -n and the panels' columns stop at 8 streams
 
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def child_env(device: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
-    env.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
-    if device == "cuda":
-        env.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")  # the GPU image has no flashinfer
-    else:
-        env["VSTREAM_DEVICE"] = "cpu"
-    return env
-
-
-def run_mode(spec: dict[str, Any], env: dict[str, str], timeout: float) -> dict[str, Any]:
-    """One engine mode in a fresh process (``_worker``), so start-up is what a new kernel sees."""
-    with tempfile.TemporaryDirectory(prefix="vstream-bench-") as tmp:
-        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-        spec_path.write_text(json.dumps(spec))
-        cmd = [sys.executable, "-m", "benchmarks._worker", str(spec_path), str(out_path)]
-        try:
-            subprocess.run(cmd, env=env, cwd=ROOT, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return {"mode": spec["mode"], "errors": [f"worker took over {timeout:.0f} s"]}
-        if not out_path.exists():
-            return {
-                "mode": spec["mode"],
-                "errors": ["worker wrote no result (see its output above)"],
-            }
-        return json.loads(out_path.read_text())
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.stream", description=__doc__.split("\n\n")[1])
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--mode", choices=["eager", "graphs"], default="eager")
+    p.add_argument("--model", choices=["embedded", "qwen2-1.5b"], default="embedded")
+    p.add_argument("--sizes", default="1x64,8x32,64x16", help="streams x tokens, e.g. 1x128,8x128,64x128")
+    p.add_argument("--paths", default="api,magic,panel", help="beside raw: api, magic, panel, server")
+    p.add_argument("--rounds", type=int, default=6, help="pairs per cell (6 or more give a 95 %% interval)")
+    p.add_argument("--beside", action=argparse.BooleanOptionalAction, default=True, help="one-batch runs too")
+    p.add_argument("--logprobs", default="off", choices=["off", "on", "both"], help="the logprob view (top 5)")
+    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--out", required=True)
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    t0 = time.time()
-    device = args.device or ("cuda" if _probes.nvidia_smi("name") else "cpu")
-    preset = QUICK if args.quick else FULL[device]
-    sizes = [
-        {"streams": int(a), "tokens": int(b)}
-        for a, b in (s.split("x") for s in (args.sizes or preset["sizes"]).split(","))
-    ]
-    reps = args.reps or preset["reps"]
-    modes = (args.modes or ("eager,compiled" if device == "cuda" else "eager")).split(",")
-    alternatives = args.alternatives if args.alternatives is not None else device == "cuda"
-    engine: dict[str, Any] = {}
-    # vstream's default engine (weights + a notebook-sized KV budget) unless a share is asked for.
-    if args.gpu_memory_utilization is not None:
-        engine["gpu_memory_utilization"] = args.gpu_memory_utilization
-    if args.max_model_len:
-        engine["max_model_len"] = args.max_model_len
-    env = child_env(device)
-    result: dict[str, Any] = {
-        "device": device,
-        "device_name": _probes.device_name(device),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "quick": args.quick,
-        "sizes": sizes,
-        "reps": reps,
-        "temperature": args.temperature,
-        "prompt": args.prompt,
-        "seeds": "none (panel draws one per request: ignored by greedy)",
-        "order": "per size: 1 unrecorded raw warm-up, then rounds in which every other path runs next "
-        "to its own raw run (raw first in even rounds, second and in reverse path order in odd "
-        "ones); ratios are medians of each run against its neighbouring raw run",
-        "load_avg_start": os.getloadavg(),  # other people's engines share a CPU machine
-        "modes": {},
-        "alternatives": {} if alternatives else None,
-    }
-    for i, mode in enumerate(modes):
-        spec = {
-            "mode": mode,
-            "device": device,
-            "engine": {**engine, "enforce_eager": mode == "eager"},
-            "sizes": sizes,
-            "reps": reps,
-            "temperature": args.temperature,
-            "prompt": args.prompt,
-            "typing_s": args.typing_s,
-            "startup_tokens": preset["startup_tokens"],
-            "timeout_s": args.timeout,
-            "restart": args.restart and i == 0,
-            "server": alternatives,
-            "paths": args.paths.split(",") if args.paths else None,
-        }
-        log(f"mode {mode}: fresh process")
-        result["modes"][mode] = run_mode(spec, env, timeout=args.timeout * 3)
-        info = result["modes"][mode]
-        result.setdefault("vllm", (info.get("versions") or {}).get("vllm"))
-        result.setdefault("torch", (info.get("versions") or {}).get("torch"))
-        result["engine_config"] = result.get("engine_config") or info.get("engine")
-        save(result, args.out, t0)  # a run cut short still leaves what it measured
-    if alternatives and args.transformers:
-        run_alternatives(result, modes, sizes, reps, args, env)
-    out = save(result, args.out, t0)
-    print("\n".join(_verdicts.table(result)))
-    print(f"wrote {out}")
+    import vstream
+
+    result = Result.begin(args.device, " ".join(sys.argv))
+    config = engine_config(args.model, eager=args.mode == "eager")
+    log(f"engine: {args.mode}, {args.model}")
+    t = time.perf_counter()
+    host = vstream.engine(wait=True, **config)
+    info = host.info
+    result.engine = {
+        "config": config, "engine_args": info.engine_args, "ready_s": time.perf_counter() - t, "model": args.model,
+        "max_model_len": info.max_model_len, "kv_cache_tokens": info.kv_cache_tokens,
+    }  # fmt: skip
+    result.versions = {"vllm": info.vllm_version, "torch": info.torch_version, "python": sys.version.split()[0]}
+    wanted = args.paths.split(",")
+    runners: dict[str, Any] = {"api": functools.partial(paths.api, host)}
+    if "magic" in wanted:
+        runners["magic"] = functools.partial(paths.magic, paths.make_shell())
+    if "panel" in wanted:
+        runners["panel"] = functools.partial(paths.panel, host)
+    server = None
+    if "server" in wanted:
+        from .server import Server
+
+        log("vllm serve beside the engine")
+        server = Server(dict(info.engine_args or {}), args.timeout)
+        result.notes.append(f"vllm serve ready in {server.ready_s:.1f} s beside the engine")
+        runners["server"] = server.run
+    runners = {name: r for name, r in runners.items() if name in wanted}
+    lps = {"off": [None], "on": [5], "both": [None, 5]}[args.logprobs]
+    try:
+        for size in args.sizes.split(","):
+            n, tokens = map(int, size.split("x"))
+            for lp in lps:
+                sampling = paths.sampling_for(tokens, lp)
+                cells = [Cell(name, n, tokens, args.mode, logprobs=lp is not None)
+                         for name in runners if not (name in UI_PATHS and n > 8)]  # fmt: skip
+                result.cells.extend(cells)
+                measure(host, runners, cells, sampling, args)
+                save(result, args.out)  # a run cut short keeps what it measured
+    finally:
+        if server is not None:
+            server.close()
+        host.shutdown()
+    result.finish()
+    save(result, args.out)
+    print("\n".join(summary_lines(result)))
+    print(f"wrote {args.out}")
     return 0
 
 
-def save(result: dict[str, Any], path: str, t0: float) -> Path:
-    result["wall_s"] = time.time() - t0
-    result["load_avg_end"] = os.getloadavg()
-    result["targets"] = _verdicts.verdicts(result)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=str))
+def measure(
+    host: Any, runners: dict[str, Any], cells: list[Cell], sampling: dict[str, Any], args: argparse.Namespace
+) -> None:
+    n, tokens, timeout = cells[0].streams, cells[0].tokens, args.timeout
+    log(f"{n} x {tokens}{' logprobs' if sampling.get('logprobs') else ''}: {args.rounds} rounds of raw beside "
+        + ", ".join(c.path for c in cells))  # fmt: skip
+    paths.raw(host, n, sampling, timeout)  # warm-up at this batch size, unrecorded
+    for i in range(args.rounds):
+        order = cells if i % 2 == 0 else cells[::-1]
+        for cell in order:
+            runner = runners[cell.path]
+            try:
+                if args.beside and cell.path != "server":
+                    cell.beside.append(paths.beside(host, runner, n, sampling, timeout, half=cell.path == "api"))
+                pair = {}
+                for name in ("raw", cell.path) if i % 2 == 0 else (cell.path, "raw"):
+                    records, cpu = (
+                        paths.raw(host, n, sampling, timeout)
+                        if name == "raw"
+                        else runner(n=n, sampling=sampling, timeout=timeout)
+                    )
+                    pair[name] = Run.of(name, records, cpu)
+                    short = [r.tokens for r in records if r.tokens != tokens]
+                    if short:
+                        cell.errors.append(f"round {i}: {name} streams got {short} tokens, not {tokens}")
+                cell.pairs.append((pair["raw"], pair[cell.path]))
+            except Exception as exc:  # a failing path is reported, the others go on
+                cell.errors.append(f"round {i}: {type(exc).__name__}: {exc}")
+                log(f"{cell.key}: {cell.errors[-1]}")
+
+
+def summary_lines(result: Result) -> list[str]:
+    out = []
+    for c in result.cells:
+        ratio, interval = c.ratio("agg_tok_s")
+        cpu, cpu_interval = c.extra("cpu_us_per_token")
+        line = f"{c.key}: tok/s {_f(c.raw('agg_tok_s'))} raw, x{_f(ratio, 3)}{_iv(interval, 3)}; CPU us/token"
+        line += f" raw {_f(c.raw('cpu_us_per_token'))} {_f(cpu, 1, True)}{_iv(cpu_interval, 1)}"
+        if c.beside:
+            decode, lag = c.beside_median("decode_ratio"), c.beside_median("last_lag_ms")
+            line += f"; one batch: decode x{_f(decode, 3)}, last {_f(lag, 1, True)} ms"
+        if c.path in UI_PATHS and c.pairs:
+            kib = (c.value("bytes_per_stream") or 0) / 1024
+            line += f"; {_f(c.value('paints_per_stream'))} paints, {_f(kib)} KiB/stream"
+        out.append(line + (f"  ERRORS: {c.errors[:2]}" if c.errors else ""))
     return out
 
 
-def run_alternatives(
-    result: dict[str, Any],
-    modes: list[str],
-    sizes: list[dict[str, int]],
-    reps: int,
-    args: argparse.Namespace,
-    env: dict[str, str],
-) -> None:
-    """transformers' TextIteratorStreamer (``vllm serve`` runs inside each mode's worker)."""
-    model_path = next(
-        (
-            ((result["modes"][m].get("engine") or {}).get("engine_args") or {}).get("model")
-            for m in modes
-        ),
-        None,
-    )
-    if model_path is None:
-        result["alternatives"]["transformers"] = {"error": "no engine settings from the worker"}
-        return
-    log("transformers TextIteratorStreamer")
-    spec = {
-        "device": result["device"],
-        "model_path": model_path,
-        "prompt": args.prompt,
-        "tokens": sizes[0]["tokens"],
-        "reps": min(reps, 2),
-    }
-    result["alternatives"]["transformers"] = _alternatives.run_transformers(
-        spec, args.timeout, log, env
-    )
+def _f(value: float | None, digits: int = 1, sign: bool = False) -> str:
+    return "-" if value is None else (f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}")
+
+
+def _iv(interval: tuple[float, float] | None, digits: int) -> str:
+    return "" if interval is None else f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
 
 
 if __name__ == "__main__":

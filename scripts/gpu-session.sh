@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # vstream's GPU checks, one stage per device call (the device tool's 10-minute limit per command).
 # Run on the GPU machine from the repo root, after the bundle from ../shared/gpu/make-bundle is
-# installed:  bash scripts/gpu-session.sh STAGE   (results and logs go to $OUT)
+# installed:  bash scripts/gpu-session.sh STAGE...   (results and logs go to $OUT)
 #
-#   bench-compiled  benchmark, CUDA graphs, 1/8/64 streams x 128 tokens, 10 rounds: vstream's paths
-#   bench-eager     the same in eager mode, x 32 tokens (eager decodes ~5x slower), 8 rounds
-#   mixed-eager     eager, only vstream's paths beside raw streams in one batch (a short run)
-#   alternatives-compiled / alternatives-eager
-#                   every path, vllm serve + openai beside the engine, transformers (eager: restart())
-#   server-eager    eager (vstream's default), only the API and vllm serve + openai, each beside raw
-#   profile         the compiled benchmark under py-spy (it perturbs the run: read the profile only)
+#   startup        start-up to the first token in fresh processes, raw AsyncLLM vs vstream.engine(),
+#                  eager and CUDA graphs, cold and warm, the levers, and what importing vLLM costs
+#   cpu-token      CUDA graphs, 1/8/64 streams x 128 tokens, 10 rounds: API, magic, panel beside raw
+#   long           CUDA graphs, 1 and 8 streams x 2,000 tokens, with and without the logprob view
+#   qwen-1p5b      a Qwen2-style 1.5B model of dummy weights: the API and vllm serve + openai beside raw
 #   memory-tests    tests/gpu/test_gpu_memory.py: the default engine's memory, sleep and the idle timer,
 #                   16 kernels with default engines at once
 #   gpu-tests       tests/gpu on one GPU: engine memory, kernel shutdown/restart memory
@@ -31,57 +29,26 @@ echo "== $(nvidia-smi -L | wc -l) x $name"
 # One GPU for everything but the multi-GPU stage, so that numbers compare across machines.
 single() { CUDA_VISIBLE_DEVICES=0 "$@"; }
 
-# py-spy samples from outside the process without pausing it (--nonblocking): the profile costs
-# the benchmark nothing. Containers may forbid ptrace; then the benchmark runs unprofiled.
-profiled() {
-  if command -v py-spy >/dev/null && py-spy record --nonblocking -o /dev/null -- python3 -c "import time; time.sleep(0.3)" >/dev/null 2>&1; then
-    py-spy record --nonblocking --subprocesses --threads --idle --rate 200 --format raw \
-      -o "$OUT/$card-profile.txt" -- "$@"
-  else
-    echo "(py-spy unavailable or not permitted here: running without a profile)"
-    "$@"
-  fi
-}
-
-stage=${1:?stage}
+[ $# -gt 0 ] || { echo "usage: $0 STAGE..."; exit 2; }
+for stage in "$@"; do
+echo "== stage $stage ($(date -u +%H:%M:%S))"
 case "$stage" in
-  bench-compiled)
-    single python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
-      --reps 10 --no-alternatives --no-restart --paths raw_ids,api,magic,panel,mixed,mixed_magic,mixed_panel \
-      --out "$OUT/$card-compiled.json" 2>&1 | tee "$OUT/$card-compiled.log"
+  startup)
+    single python3 -m benchmarks.startup --device cuda --modes eager,graphs --rounds 1 --import-probe \
+      --levers vstream-spawn,vstream-fit --out "$OUT/$card-startup.json" 2>&1 | tee "$OUT/$card-startup.log"
     ;;
-  bench-eager)
-    single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 \
-      --reps 8 --no-alternatives --no-restart --paths raw_ids,api,magic,panel,mixed,mixed_magic,mixed_panel \
-      --out "$OUT/$card-eager.json" 2>&1 | tee "$OUT/$card-eager.log"
+  cpu-token)
+    single python3 -m benchmarks.stream --device cuda --mode graphs --sizes 1x128,8x128,64x128 --rounds 10 \
+      --out "$OUT/$card-cpu-token.json" 2>&1 | tee "$OUT/$card-cpu-token.log"
     ;;
-  mixed-eager)
-    single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 \
-      --reps 6 --no-alternatives --no-restart --paths mixed,mixed_magic,mixed_panel \
-      --out "$OUT/$card-mixed-eager.json" 2>&1 | tee "$OUT/$card-mixed-eager.log"
+  long)
+    single python3 -m benchmarks.stream --device cuda --mode graphs --sizes 1x2000,8x2000 --rounds 1 \
+      --logprobs both --out "$OUT/$card-long.json" 2>&1 | tee "$OUT/$card-long.log"
     ;;
-  alternatives-compiled)
-    single python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
-      --reps 8 --alternatives --no-restart \
-      --out "$OUT/$card-alternatives-compiled.json" 2>&1 | tee "$OUT/$card-alternatives-compiled.log"
-    ;;
-  server-eager)
-    single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 --reps 6 \
-      --alternatives --no-transformers --no-restart --paths api,server \
-      --out "$OUT/$card-server-eager.json" 2>&1 | tee "$OUT/$card-server-eager.log"
-    ;;
-  alternatives-eager)
-    single python3 -m benchmarks.stream --device cuda --modes eager --sizes 1x32,8x32,64x32 --reps 6 \
-      --alternatives --paths raw_ids,api,magic,panel,server \
-      --out "$OUT/$card-alternatives-eager.json" 2>&1 | tee "$OUT/$card-alternatives-eager.log"
-    ;;
-  profile)
-    single profiled python3 -m benchmarks.stream --device cuda --modes compiled --sizes 1x128,8x128,64x128 \
-      --reps 3 --no-alternatives --no-restart --out "$OUT/$card-profiled.json" 2>&1 | tee "$OUT/$card-profiled.log"
-    if [ -f "$OUT/$card-profile.txt" ]; then
-      python3 -m benchmarks.profile_summary "$OUT/$card-profile.txt" > "$OUT/$card-profile-summary.txt" \
-        && gzip -f "$OUT/$card-profile.txt" && cat "$OUT/$card-profile-summary.txt"
-    fi
+  qwen-1p5b)
+    single python3 -m benchmarks.stream --device cuda --mode graphs --model qwen2-1.5b \
+      --sizes 1x128,8x128,64x128 --rounds 6 --paths api,server --out "$OUT/$card-qwen-1p5b.json" \
+      2>&1 | tee "$OUT/$card-qwen-1p5b.log"
     ;;
   memory-tests)
     VSTREAM_RESULTS=$OUT single python3 -m pytest tests/gpu/test_gpu_memory.py -m gpu -p no:cacheprovider -q -s \
@@ -101,4 +68,5 @@ case "$stage" in
     ;;
   *) echo "unknown stage $stage"; exit 2 ;;
 esac
+done
 nvidia-smi --query-gpu=index,memory.used --format=csv,noheader

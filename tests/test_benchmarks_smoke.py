@@ -1,124 +1,85 @@
-"""The benchmark entry point works end to end with tiny sizes (it checks the script, not speed).
+"""The benchmark runs end to end on tiny sizes (it checks the script and its records, not speed).
 
-Runs ``python -m benchmarks.stream --quick``-like sizes in a subprocess, as CI or the GPU machine
-would, and checks the JSON has every section with numbers > 0.
+``python -m benchmarks.stream`` in a subprocess, as the GPU machine runs it, then the report over
+its file: every path ran every round (a failing path is an error in its cell, which fails here),
+every stream got every token, the UI paths painted exactly the Stream's text, and the typed
+records read back from the JSON.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from benchmarks.records import Result, load
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
+ROUNDS = 2
+SIZES = {(1, 32), (8, 16)}  # enough tokens that every path paints more than once
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, VSTREAM_DEVICE="cpu", PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def result(tmp_path_factory: pytest.TempPathFactory) -> Result:
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")])
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.stream",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        "--quick",
-        "--sizes",
-        "1x8,8x4,64x2",
-        "--reps",
-        "2",
-        "--typing-s",
-        "1",
-    ]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    sizes = ",".join(f"{n}x{t}" for n, t in sorted(SIZES))
+    cmd = [sys.executable, "-m", "benchmarks.stream", "--out", str(out), "--sizes", sizes, "--rounds", str(ROUNDS)]
+    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "-- targets:" in done.stdout, done.stdout[-3000:]
-    return json.loads(out.read_text())
+    return load(out)
 
 
-def test_header_names_the_machine_versions_and_sizes(result):
-    assert result["device"] == "cpu" and result["device_name"]
-    assert result["vllm"] and result["torch"] and result["date"].endswith("+00:00")
-    assert [s["streams"] for s in result["sizes"]] == [1, 8, 64]
-    # vstream's default engine: an explicit KV budget, no share of memory
-    assert result["engine_config"]["engine_args"]["kv_cache_memory_bytes"] > 0
-    assert "gpu_memory_utilization" not in result["engine_config"]["engine_args"]
+def test_the_header_names_the_machine_versions_and_engine(result):
+    assert result.device == "cpu" and "cores" in result.device_name
+    assert result.versions["vllm"] and result.versions["torch"] and result.date.endswith("+00:00")
+    # vstream's default engine: an explicit KV budget, no share of memory; raw gets the same arguments
+    assert result.engine["engine_args"]["kv_cache_memory_bytes"] > 0
+    assert "gpu_memory_utilization" not in result.engine["engine_args"]
 
 
-def test_every_path_has_positive_numbers_at_every_size(result):
-    mode = result["modes"]["eager"]
-    assert mode["errors"] == []
-    paths = mode["paths"]
-    expected = {
-        "raw": ["1", "8", "64"],
-        "api": ["1", "8", "64"],
-        "api_threads": ["8", "64"],
-        "magic": ["1", "8"],
-        "panel": ["1", "8"],  # the panel really ran (its worker turns any failure into a reason)
-    }
-    assert paths.get("panel") is not None, paths.get("panel_reason")
-    for path, sizes in expected.items():
-        assert sorted(paths[path], key=int) == sizes, path
-        for n in sizes:
-            s = paths[path][n]
-            assert s["tokens_ok"], (path, n)
-            for key in ("agg_tok_s", "ttft_ms_p50", "ttft_ms_p95", "e2e_s", "cpu_us_per_token"):
-                assert s[key] > 0, (path, n, key)
-            if path != "raw":  # paired with the raw run next to it, CPU time included
-                assert all(r["raw_cpu_us_per_token"] > 0 for r in s["runs"]), (path, n)
-            if path in ("magic", "panel"):
-                assert s["final_text_matches"] and s["updates_max"] > 0, (path, n)
-    assert paths["raw"]["1"]["decode_tok_s"] > 0
-    # vstream's paths beside raw streams in one batch: every stream got every token, and the
-    # same greedy text as its raw neighbours.
-    assert sorted(paths["mixed"], key=int) == ["1", "8", "64"]
-    assert sorted(paths["mixed_magic"], key=int) == ["1", "8"]
-    for name in ("mixed", "mixed_magic", "mixed_panel"):
-        for n, mixed in (paths[name] or {}).items():
-            assert mixed["tokens_ok"] and mixed["same_text"], (name, n)
-            assert mixed["decode_ratio"] > 0 and mixed["raw_agg_tok_s"] > 0, (name, n)
+def test_every_path_ran_every_round_and_got_every_token(result):
+    cells = {(c.path, c.streams, c.tokens): c for c in result.cells}
+    assert set(cells) == {(p, n, t) for p in ("api", "magic", "panel") for n, t in SIZES}
+    for key, cell in cells.items():
+        assert cell.errors == [], key
+        assert len(cell.pairs) == ROUNDS and len(cell.beside) == ROUNDS, key
+        for raw, run in cell.pairs:
+            assert (raw.path, run.path) == ("raw", cell.path)
+            assert raw.tokens == run.tokens == cell.tokens, key  # every stream got every token
+            assert raw.agg_tok_s > 0 and run.agg_tok_s > 0 and run.cpu_us_per_token > 0, key
+        for one_batch in cell.beside:
+            assert one_batch.same_text and one_batch.decode_ratio > 0, key
 
 
-def test_startup_memory_and_verdicts_are_reported(result):
-    mode = result["modes"]["eager"]
-    start = mode["startup"]
-    assert start["load_ext_to_first_token_s"] > start["engine_ready_s"] > 0
-    assert start["wait_after_typing_s"] > 0
-    labels = [p["label"] for p in mode["memory"]]
-    assert labels == [
-        "before start",
-        "ready",
-        "after benchmarks",
-        "after shutdown",
-        "after restart",
-        "after final shutdown",
-    ]
-    assert (
-        mode["memory"][1]["engine_rss_gib"] > 0 and mode["memory"][3]["engine_processes_alive"] == 0
-    )
-    assert mode["restart_ready_s"] > 0
-    # every target was judged on a measurement: a pass or a miss, each with what was measured
-    assert result["targets"] and all(t["pass"] in (True, False) and t["detail"] for t in result["targets"])
+def test_the_ui_paths_painted_exactly_the_streams_text_in_few_messages(result):
+    for cell in result.cells:
+        if cell.path == "api":
+            continue
+        for _raw, run in cell.pairs:
+            assert run.final_matches is True, cell.key
+            assert 1 <= run.paints_per_stream <= cell.tokens, cell.key  # never more than one per token
+            assert run.bytes_per_stream > 0, cell.key
 
 
-def test_report_turns_the_result_into_markdown(result, tmp_path):
-    path = tmp_path / "cpu.json"
-    path.write_text(json.dumps(result))
+def test_the_report_turns_the_records_into_the_readmes_tables(result, tmp_path):
+    path = tmp_path / "cpu-smoke.json"
+    from benchmarks.records import save
+
+    save(result, path)
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- bench:start -->\nold\n<!-- bench:end -->\ntail\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
     cmd = [sys.executable, "-m", "benchmarks.report", str(path), "--write", str(readme)]
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run(cmd, cwd=ROOT, env=_env(), check=True, capture_output=True, timeout=60)
     text = readme.read_text()
     assert "old" not in text and text.endswith("<!-- bench:end -->\ntail\n")
-    assert "| cpu | " in text and "64x2" in text
+    rows = [line for line in text.splitlines() if line.startswith("| `cpu-smoke`")]
+    assert len(rows) == len(result.cells)
+    assert all(("| pass" in row or "miss" in row) for row in rows if "| api |" in row)

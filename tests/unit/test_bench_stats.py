@@ -5,57 +5,57 @@ from __future__ import annotations
 import random
 
 import pytest
-from benchmarks import _stats, _verdicts
+from benchmarks import report, stats
+from benchmarks.records import Beside, Cell, Result, Run, _build
 
 
 def test_median_interval_takes_the_binomial_order_statistics():
-    assert _stats.median_interval(range(10)) == (1, 8)  # x(2), x(9): 97.9 % coverage
-    assert _stats.median_interval(range(8)) == (0, 7)  # x(2), x(7) would cover only 93 %
-    assert _stats.median_interval(range(20)) == (5, 14)
-    assert _stats.median_interval(range(5)) is None  # even (min, max) covers only 94 %
-    assert _stats.median_interval([None, 3.0, *range(6)]) is not None  # gaps are skipped
+    assert stats.median_interval(range(10)) == (1, 8)  # x(2), x(9): 97.9 % coverage
+    assert stats.median_interval(range(8)) == (0, 7)  # x(2), x(7) would cover only 93 %
+    assert stats.median_interval(range(20)) == (5, 14)
+    assert stats.median_interval(range(5)) is None  # even (min, max) covers only 94 %
+    assert stats.median_interval([None, 3.0, *range(6)]) == (0, 5)  # gaps are skipped
 
 
 def test_median_interval_covers_the_true_median_of_a_long_tailed_noise():
     rng = random.Random(7)
-    true_median = 1.0  # lognormal(0, s) has median exp(0) = 1 whatever s is
     trials, covered = 2000, 0
     for _ in range(trials):
-        low, high = _stats.median_interval(rng.lognormvariate(0.0, 0.3) for _ in range(10))
-        covered += low <= true_median <= high
+        low, high = stats.median_interval(rng.lognormvariate(0.0, 0.3) for _ in range(10))
+        covered += low <= 1.0 <= high  # lognormal(0, s) has median 1 whatever s is
     assert covered / trials >= 0.95
 
 
-def _section(ratios: list[float]) -> dict:
-    """A path measured over rounds, each paired with its own raw run of 100 tok/s."""
-    runs = [{"agg_tok_s": 100 * r, "raw_agg_tok_s": 100.0} for r in ratios]
-    return {"agg_tok_s": 100 * sorted(ratios)[len(ratios) // 2], "runs": runs}
+def _run(path: str, tok_s: float, cpu: float) -> Run:
+    return Run(path, 1, 64, tok_s, tok_s, 30.0, 1.0, cpu)
 
 
-def test_a_verdict_is_unresolved_when_the_pairs_straddle_the_target():
-    raw = {"agg_tok_s": 100.0, "runs": []}
-    noisy = _verdicts._ratio_check(
-        "x", _section([0.7, 0.8, 0.9, 0.95, 0.96, 1.0, 1.1, 1.2, 1.3, 1.4]), raw, "agg_tok_s", 0.98
-    )
-    tight_miss = _verdicts._ratio_check(
-        "x", _section([0.90, 0.91, 0.92, 0.92, 0.93, 0.93, 0.94, 0.95, 0.95, 0.96]), raw, "agg_tok_s", 0.98
-    )
-    tight_pass = _verdicts._ratio_check(
-        "x", _section([0.99, 1.0, 1.0, 1.01, 1.01, 1.02, 1.02, 1.03, 1.03, 1.04]), raw, "agg_tok_s", 0.98
-    )
-    assert noisy["resolved"] is False and "95 % interval 0.800 to 1.300" in noisy["detail"]
-    assert tight_miss["pass"] is False and tight_miss["resolved"] is True
-    assert tight_pass["pass"] is True and tight_pass["resolved"] is True
+def test_a_cell_pairs_each_run_with_the_raw_run_beside_it():
+    # The host's speed moves between rounds (raw 100, 60, 140 ...); the path runs at 0.9 x the raw
+    # run next to it every time, so the paired ratio is 0.9 exactly while unpaired medians are not.
+    hosts = [100.0, 60.0, 140.0, 90.0, 110.0, 70.0]
+    cell = Cell("api", 1, 64, "eager", pairs=[(_run("raw", h, 200.0), _run("api", 0.9 * h, 230.0)) for h in hosts])
+    ratio, interval = cell.ratio("agg_tok_s")
+    assert ratio == pytest.approx(0.9) and interval == pytest.approx((0.9, 0.9))
+    extra, interval = cell.extra("cpu_us_per_token")
+    assert extra == pytest.approx(30.0) and interval == pytest.approx((30.0, 30.0))
 
 
-def test_round_by_round_compares_two_paths_each_against_its_own_raw_neighbour():
-    # Round i: the API ran at 1.0 x its raw neighbour, the server at 0.5 x its own; the host's
-    # speed (the raw runs) moved between rounds and must cancel out.
-    hosts = [100.0, 60.0, 140.0, 90.0, 110.0, 70.0, 130.0, 100.0]
-    api = {"runs": [{"agg_tok_s": h, "raw_agg_tok_s": h} for h in hosts]}
-    server = {
-        "runs": [{"agg_tok_s": h * 0.5 * f, "raw_agg_tok_s": h * f} for h, f in zip(hosts, hosts[::-1], strict=True)]
-    }
-    assert _stats.round_by_round(api, server, "agg_tok_s", relative=True) == pytest.approx((2.0, 2.0))
-    api["runs"].pop()
-    assert _stats.round_by_round(api, server, "agg_tok_s", relative=True) is None  # rounds must match
+def test_a_verdict_is_unresolved_only_when_its_interval_straddles_the_limit():
+    assert report.verdict(True, (10.0, 30.0), 20.0) == "pass (unresolved)"
+    assert report.verdict(False, (10.0, 30.0), 20.0) == "miss (unresolved)"
+    assert report.verdict(True, (5.0, 15.0), 20.0) == "pass"
+    assert report.verdict(False, (25.0, 35.0), 20.0) == "**miss**"
+    assert report.verdict(True, None, 20.0) == "pass"  # too few pairs for an interval: the median alone
+
+
+def test_records_read_back_as_the_same_typed_objects():
+    cell = Cell("panel", 8, 32, "graphs", logprobs=True, pairs=[(_run("raw", 100, 50), _run("panel", 99, 60))],
+                beside=[Beside(0.99, 3.0, 0.5, True, 2048.0)], errors=["x"])  # fmt: skip
+    result = Result("cpu", "CPU", "2026-12-01T00:00:00+00:00", "cmd", [1.0, 2.0], cells=[cell])
+    import dataclasses
+    import json
+
+    again = _build(Result, json.loads(json.dumps(dataclasses.asdict(result))))
+    assert again == result
+    assert isinstance(again.cells[0].pairs[0][1], Run) and isinstance(again.cells[0].beside[0], Beside)
