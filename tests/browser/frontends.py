@@ -344,7 +344,8 @@ _MARIMO_IDLE_JS = """
 
 class MarimoPage:
     """A marimo notebook in edit mode: it opens with its cells stale (not run); *Run all stale
-    cells* (the play button at the bottom right) runs them, as a person would."""
+    cells* (the play button at the bottom right) runs them, as a person would. Or an app
+    (``marimo run``), which runs as it opens."""
 
     RUN_ALL = "[data-testid=chrome-controls-bottom-right] [data-testid=run-button]"
 
@@ -355,6 +356,10 @@ class MarimoPage:
     def open(self, name: str, timeout_ms: int = UI_TIMEOUT_MS) -> None:
         self.page.goto(self.server.url("/", file=name), timeout=timeout_ms)
         self.page.locator(".marimo-cell").first.wait_for(timeout=timeout_ms)
+
+    def open_app(self, timeout_ms: int = KERNEL_TIMEOUT_MS) -> None:
+        """``marimo run``: the app at ``/`` runs as it opens (no cells shown)."""
+        self.page.goto(self.server.url("/"), timeout=timeout_ms)
 
     def run_all(self, timeout_ms: int = KERNEL_TIMEOUT_MS) -> None:
         self.page.locator(self.RUN_ALL).click(timeout=UI_TIMEOUT_MS)

@@ -1,5 +1,5 @@
-"""vstream.Panel where notebooks run: Jupyter Notebook 7, Voilà and marimo (and JupyterLab for
-the selection and the reopened notebook), each in Debian's headless Chromium.
+"""vstream.Panel where notebooks run: Jupyter Notebook 7, Voilà, marimo as a notebook and as an
+app (and JupyterLab for the selection and the reopened notebook), in Debian's headless Chromium.
 
 Per front end one server, one page and one kernel with one default engine serve all its tests
 (they run in this file's order: stream, stop, markup, reopen). What a person does happens in
@@ -11,8 +11,10 @@ line's finish reason). "Reopen" means what it can mean there:
   Automatically, off by default in both), kernel shut down, page reloaded, nothing run again.
 - Voilà: it never shows saved outputs; a reload runs the notebook again in a new kernel and
   the old kernel (with its engine) goes.
-- marimo: a notebook file keeps code only; reloading the tab reconnects to the running session,
-  which gives the widget its state back.
+- marimo (``marimo edit``): a notebook file keeps code only; reloading the tab reconnects to
+  the running session, which gives the widget its state back.
+- marimo app (``marimo run``): a reload is a new session that runs the app again; sessions run
+  in the server's process, so the new one finds the engine ready (no second engine).
 
 The harness test (``Ticker``, tests/browser/fixtures/ticker.py) proves each front end renders an
 anywidget that streams from a thread, without the engine.
@@ -49,7 +51,7 @@ from .lab import UI_TIMEOUT_MS, LabPage, LabServer, write_notebook
 pytestmark = [pytest.mark.browser, pytest.mark.engine, pytest.mark.kernel]
 
 ENGINE_MS = 240_000  # the kernel's engine start on 2 cores, plus the first request
-FRONTENDS = ["notebook7", "voila", "marimo"]
+FRONTENDS = ["notebook7", "voila", "marimo", "marimo-app"]  # marimo-app: ``marimo run``
 
 PROMPT = "Write a short poem about the sea."
 MAX_TOKENS = 120  # 2.5-8 s at this CPU's 15-50 tok/s: time to drag a selection while it streams
@@ -175,38 +177,45 @@ class Shown:
         assert self.panel.locator("img, script").count() == 0
 
 
-def _start(kind: str, stack: contextlib.ExitStack, root: Path) -> FrontendServer:
+def _start(kind: str, stack: contextlib.ExitStack, root: Path, app: str | None = None) -> FrontendServer:
     if kind == "notebook7":
         return stack.enter_context(notebook7(root))
     if kind == "voila":
         return stack.enter_context(voila(root))
+    if kind == "marimo-app":
+        return stack.enter_context(marimo(root, app=app, mode="run"))
     return stack.enter_context(marimo(root))
 
 
-def _show(kind: str, server: FrontendServer, page: Any) -> Shown:
-    """Write the front end's notebook, open it, run it as a person would there."""
-    root = server.root_dir
+def _write(kind: str, root: Path) -> str:
+    """The front end's notebook (or marimo file) under ``root``; its name."""
+    if kind.startswith("marimo"):
+        cells = ["import marimo as mo\n" + ENGINE, PANEL, "widget = mo.ui.anywidget(panel)\nwidget"]
+        return write_marimo_app(root / "panel_app.py", cells).name
+    if kind == "voila":
+        return write_notebook(root / "panel_voila.ipynb", [f"{ENGINE}\n{PANEL}\npanel"]).name
+    return write_notebook(root / "panel_nb7.ipynb", [f"{ENGINE}\n{PANEL}\npanel", KERNEL_CHECK]).name
+
+
+def _show(kind: str, server: FrontendServer, page: Any, name: str) -> Shown:
+    """Open the notebook and run it as a person would there."""
+    driver: Any
     if kind == "marimo":
-        name = "panel_app.py"
-        write_marimo_app(
-            root / name, ["import marimo as mo\n" + ENGINE, PANEL, "widget = mo.ui.anywidget(panel)\nwidget"]
-        )
-        driver: Any = MarimoPage(page, server)
+        driver = MarimoPage(page, server)
         driver.open(name)
         driver.run_all()
+    elif kind == "marimo-app":  # an app runs when it opens, each tab a session of its own
+        driver = MarimoPage(page, server)
+        driver.open_app()
     elif kind == "voila":
-        name = "panel_voila.ipynb"
-        write_notebook(root / name, [f"{ENGINE}\n{PANEL}\npanel"])
         driver = VoilaPage(page, server)
         driver.open(name)
     else:
-        name = "panel_nb7.ipynb"
-        write_notebook(root / name, [f"{ENGINE}\n{PANEL}\npanel", KERNEL_CHECK])
         driver = NotebookPage(page, server)
         driver.open_notebook(name)
         driver.run_current_cell(0)
     shown = Shown(kind, server, page, driver, name)
-    expect(shown.panel).to_be_visible()
+    expect(shown.panel).to_be_visible(timeout=ENGINE_MS)
     shown.wait_engine_ready()
     return shown
 
@@ -215,13 +224,15 @@ def _show(kind: str, server: FrontendServer, page: Any) -> Shown:
 def shown(request: pytest.FixtureRequest, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shown]:
     kind = request.param
     with contextlib.ExitStack() as stack:
-        server = _start(kind, stack, tmp_path_factory.mktemp(f"{kind}-root"))
+        root = tmp_path_factory.mktemp(f"{kind}-root")
+        name = _write(kind, root)
+        server = _start(kind, stack, root, app=name)
         context = browser.new_context(viewport={"width": 1300, "height": 1000})
         stack.callback(context.close)
         context.set_default_timeout(UI_TIMEOUT_MS)
         page = context.new_page()
         t0 = time.monotonic()
-        yield _show(kind, server, page)
+        yield _show(kind, server, page, name)
         print(f"\n{kind}: {time.monotonic() - t0:.1f} s with the panel shown")
 
 
@@ -240,7 +251,7 @@ def _screenshot_on_failure(request: pytest.FixtureRequest, artifacts: Path) -> I
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", FRONTENDS)
+@pytest.mark.parametrize("kind", ["notebook7", "voila", "marimo"])
 def test_the_front_end_renders_an_anywidget_that_streams_from_a_thread(kind: str, page: Any, tmp_path: Path) -> None:
     with contextlib.ExitStack() as stack:
         root = tmp_path / "root"
@@ -370,6 +381,14 @@ def test_the_reopened_notebook_shows_the_final_answer(shown: Shown) -> None:
         assert gone, f"the old page's kernel or its engine is still running: {old}"
         assert shown.output.locator(".vstream-text").count() == 0 or not _clean(shown.text.inner_text()).strip()
         return
+    elif shown.kind == "marimo-app":
+        engine = sorted(p.pid for p in _descendants(shown.server))
+        page.reload()  # a new session of the app: it runs again, on the process's one engine
+        expect(shown.panel).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect(shown.panel.locator(".vstream-engine-status")).to_contain_text("engine ready", timeout=20_000)
+        assert sorted(p.pid for p in _descendants(shown.server)) == engine, "a second engine started"
+        assert shown.output.locator(".vstream-text").count() == 0 or not _clean(shown.text.inner_text()).strip()
+        return
     else:
         page.reload()
         expect(shown.panel).to_be_visible(timeout=UI_TIMEOUT_MS)
@@ -378,6 +397,12 @@ def test_the_reopened_notebook_shows_the_final_answer(shown: Shown) -> None:
         expect(shown.status).to_have_text(status)
     page.wait_for_timeout(300)
     shown.no_markup_ran()  # the last answer is the payload-repeating one: still text
+
+
+def _descendants(server: FrontendServer) -> list[Any]:
+    import psutil
+
+    return list(psutil.Process(server.proc.pid).children(recursive=True))
 
 
 def _wait_gone(procs: list[Any], timeout: float) -> bool:
