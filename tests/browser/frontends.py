@@ -369,8 +369,14 @@ class MarimoPage:
         """Wait until no cell needs to run, is queued or runs."""
         self.page.wait_for_function(_MARIMO_IDLE_JS, timeout=timeout_ms)
 
-    def cell_output(self, index: int) -> Any:
-        return self.page.locator(".marimo-cell").nth(index).locator(".output-area")
+    def run_cell(self, index: int, timeout_ms: int = KERNEL_TIMEOUT_MS) -> Any:
+        """Click cell ``index``'s run button; wait until it has run; return the cell."""
+        cell = self.page.locator(".marimo-cell").nth(index)
+        cell.hover()
+        cell.locator("[data-testid=run-button]").first.click()
+        self.page.wait_for_timeout(200)  # the click is a request: the cell is queued next
+        self.wait_idle(timeout_ms)
+        return cell
 
     def screenshot(self, path: str | Path, *, full_page: bool = False) -> Path:
         return _screenshot(self.page, path, full_page)

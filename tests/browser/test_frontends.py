@@ -191,7 +191,7 @@ def _write(kind: str, root: Path) -> str:
     """The front end's notebook (or marimo file) under ``root``; its name."""
     if kind.startswith("marimo"):
         cells = ["import marimo as mo\n" + ENGINE, PANEL, "widget = mo.ui.anywidget(panel)\nwidget"]
-        return write_marimo_app(root / "panel_app.py", cells).name
+        return write_marimo_app(root / "panel_app.py", cells + ([KERNEL_CHECK] if kind == "marimo" else [])).name
     if kind == "voila":
         return write_notebook(root / "panel_voila.ipynb", [f"{ENGINE}\n{PANEL}\npanel"]).name
     return write_notebook(root / "panel_nb7.ipynb", [f"{ENGINE}\n{PANEL}\npanel", KERNEL_CHECK]).name
@@ -321,10 +321,16 @@ def test_stop_ends_the_stream_early_and_the_engine_aborts_it(shown: Shown) -> No
     assert "finish: cancelled" in status  # the kernel's Stream ended as cancelled
     assert 8 <= tokens < 400
     assert partial and kept.startswith(partial)
-    if shown.kind == "notebook7":  # the kernel says so itself: nothing left in the engine
+    # Where a cell can run, the kernel says so itself: the stream was cancelled, nothing is
+    # left in the engine.
+    if shown.kind == "notebook7":
         nb: NotebookPage = shown.driver
         nb.run_current_cell(1)
         expect(nb.cell(1).locator(".jp-OutputArea")).to_contain_text("kernel: ['cancelled'] 0")
+    elif shown.kind == "marimo":
+        mo: MarimoPage = shown.driver
+        check = mo.run_cell(3)
+        expect(check).to_contain_text("kernel: ['cancelled'] 0")
     shown.set_max_tokens(MAX_TOKENS)
 
 
