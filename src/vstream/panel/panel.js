@@ -121,12 +121,16 @@ class Store {
 
 const STORES = new Map(); // by the widget's id: every view of one model shares what arrived
 
-function storeOf(model) {
+// ``fromInitialize``: the store listens for as long as the model lives. A front end that calls
+// no ``initialize`` gets one per view instead (its listener goes with the view).
+function storeOf(model, fromInitialize = false) {
   const id = model.get("instance_id");
   let store = STORES.get(id);
   if (!store) {
     store = new Store(model);
+    store.fromInitialize = fromInitialize;
     STORES.set(id, store);
+    if (fromInitialize) model.on("destroy", () => STORES.delete(id));
   }
   return store;
 }
@@ -579,7 +583,7 @@ function renderStream(model, el, store) {
 
 export default {
   initialize({ model }) {
-    storeOf(model); // from the model's first message on, whether or not a view exists yet
+    storeOf(model, true); // from the model's first message on, whether or not a view exists yet
   },
   render({ model, el }) {
     const store = storeOf(model);
@@ -589,6 +593,9 @@ export default {
       else outputs.receive(msg);
     };
     store.listeners.add(listener);
-    return () => store.listeners.delete(listener);
+    return () => {
+      store.listeners.delete(listener);
+      if (!store.fromInitialize) STORES.delete(model.get("instance_id"));
+    };
   },
 };
