@@ -210,3 +210,34 @@ def test_a_reasoning_answer_shows_a_collapsible_thinking_block(
     panel.locator(".vstream-show-thinking input").uncheck()
     expect(panel.locator(".vstream-output .vstream-thinking-hidden")).to_contain_text("Thought for")
     expect(panel.locator(".vstream-output .vstream-reasoning")).to_have_count(0)
+
+
+def test_compare_columns_presets_logprobs_rendered_prompt_and_clear_in_the_browser(
+    lab: LabServer, lab_page: LabPage, artifacts: Path
+) -> None:
+    panel = _open_panel(lab, lab_page, "compare.ipynb", "The sea is", "max_tokens=12, ignore_eos=True", [])
+    # Two columns from the columns menu; the second starts from the greedy preset, then creative.
+    panel.locator(".vstream-column-count").select_option("2")
+    expect(panel.locator(".vstream-column")).to_have_count(2)
+    second = panel.locator(".vstream-column").nth(1)
+    expect(second.locator(".vstream-preset-select")).to_have_value("greedy")
+    second.locator(".vstream-preset-select").select_option("creative")
+    expect(second.locator(".vstream-ctl-temperature .vstream-readout")).to_have_text("1.10")
+    panel.locator(".vstream-logprob-view input").check()
+    panel.locator(".vstream-generate").click()
+    for column in (panel.locator(".vstream-column").nth(i) for i in range(2)):
+        expect(column.locator(".vstream-status")).to_contain_text("12 tokens", timeout=ENGINE_MS)
+        expect(column.locator(".vstream-status")).to_contain_text("finish: length")
+        expect(column.locator(".vstream-token")).to_have_count(12)  # coloured, one span per token
+    hover = second.locator(".vstream-token").first.get_attribute("title")
+    assert hover and re.search(r"p = \d+\.\d%", hover) and "\n" in hover  # the alternatives, one a line
+    expect(second.locator(".vstream-title")).to_have_text("creative")
+
+    panel.locator(".vstream-show-prompt").click()
+    expect(panel.locator(".vstream-rendered")).to_contain_text(re.compile(r"rendered prompt · \d+ tokens"))
+    expect(panel.locator(".vstream-rendered")).to_contain_text("The sea is")
+    panel.screenshot(path=str(artifacts / "panel-compare.png"))
+
+    panel.locator(".vstream-clear").click()
+    expect(panel.locator(".vstream-output .vstream-token")).to_have_count(0)
+    expect(panel.locator(".vstream-output .vstream-status")).to_have_count(0)
