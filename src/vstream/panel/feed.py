@@ -8,7 +8,8 @@ view) and turns each repaint into one message holding only what is new since the
      "tokens": [["tok", -0.02, [["tok", -0.02], ["alt", -4.1]]], ...]}           # logprob view
     {"type": "start", "logprobs": false, "columns": [{"title": null, "request_id": "vs-1-…"}]}   # first
     {"type": "done", "column": 0, "status": "… · finish: stop", "finish": "stop", "error": false,
-     "note": "why an empty answer is empty" | null, "thinking": "Thought for 0.3 s (11 tokens)" | null}
+     "note": "why an empty answer is empty" | null, "thinking": "Thought for 0.3 s (11 tokens)" | null,
+     "metrics": {"ttft_s": 0.031, "tokens": 40, "tokens_per_s": 17.2, "duration_s": 2.3, ...}}
 
 Reading what is new costs what is new (``Stream.read_from``), so the kernel's CPU per repaint
 does not grow with the answer. ``result()`` is the column's final state, kept in the widget's
@@ -96,6 +97,7 @@ class ColumnFeed:
             "error": stream.finish_reason == ERROR,
             "note": render.empty_answer_note(stream, chat_hint=self.chat_hint),
             "thinking": thinking_title(stream, seen_reasoning=self._reasoning > 0),
+            "metrics": stream.metrics.as_dict(),
         }
 
     def result(self, title: str | None = None) -> dict[str, Any]:
