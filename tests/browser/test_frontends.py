@@ -126,10 +126,11 @@ class Shown:
         expect(self.panel.locator(".vstream-engine-status")).to_contain_text("engine ready", timeout=ENGINE_MS)
 
     def generate(self) -> None:
-        # A person's pause between typing and clicking. Without it Generate can run on stale
-        # settings (seen once in Voila: the system prompt typed just before was missing): the
-        # widget manager holds a second state update back until the kernel has answered the
-        # first (ipywidgets' message throttle), while Generate, a custom message, goes at once.
+        # A person's pause between typing and clicking. Without it Generate once ran on stale
+        # settings (Voila, 1 run of 6: the system prompt typed just before was missing). A likely
+        # cause: ipywidgets' front end holds a second state update back until the kernel has
+        # answered the first (its message throttle) while Generate, a custom message, goes at
+        # once. Not reproduced on demand: a kernel kept busy by a cell in Notebook 7 did not.
         self.page.wait_for_timeout(700)
         self.panel.locator(".vstream-generate").click()
         expect(self.panel.locator(".vstream-generate")).to_be_disabled()
