@@ -137,8 +137,11 @@ def _root(tmp: Path, root_dir: Path | None) -> Path:
 
 @contextlib.contextmanager
 def notebook7(root_dir: Path | None = None, *, startup_timeout: float = 120.0) -> Iterator[FrontendServer]:
-    """``jupyter notebook`` (Notebook 7). Widget state is saved with the notebook, so a saved
-    notebook reopened without its kernel still has the widgets' last state."""
+    """``jupyter notebook`` (Notebook 7). Widget state is saved with the notebook (Settings,
+    Save Widget State Automatically), so a saved notebook reopened without its kernel still
+    has the widgets' last state. That setting is off by default, in JupyterLab too: without it
+    the reopened notebook shows "Error displaying widget: model not found" where the widget
+    was, not the mimebundle's text/html."""
     tmp = Path(tempfile.mkdtemp(prefix="vstream-nb7-"))
     root = _root(tmp, root_dir)
     settings_dir = tmp / "user-settings"

@@ -48,7 +48,7 @@ from .frontends import (
 )
 from .lab import UI_TIMEOUT_MS, LabPage, LabServer, write_notebook
 
-pytestmark = [pytest.mark.browser, pytest.mark.engine, pytest.mark.kernel]
+pytestmark = [pytest.mark.browser, pytest.mark.kernel]  # and engine: every test but the harness
 
 ENGINE_MS = 240_000  # the kernel's engine start on 2 cores, plus the first request
 FRONTENDS = ["notebook7", "voila", "marimo", "marimo-app"]  # marimo-app: ``marimo run``
@@ -285,6 +285,7 @@ def test_the_front_end_renders_an_anywidget_that_streams_from_a_thread(kind: str
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.engine
 def test_the_panel_streams_keeps_a_selection_and_fills_the_status_line(shown: Shown, artifacts: Path) -> None:
     shown.record()
     shown.generate()
@@ -308,6 +309,7 @@ def test_the_panel_streams_keeps_a_selection_and_fills_the_status_line(shown: Sh
     shown.page.screenshot(path=str(artifacts / f"frontend-{shown.kind}.png"))
 
 
+@pytest.mark.engine
 def test_stop_ends_the_stream_early_and_the_engine_aborts_it(shown: Shown) -> None:
     shown.set_max_tokens(400)
     shown.set_prompt("Tell me a very long story about a dragon and a knight.")
@@ -335,6 +337,7 @@ def test_stop_ends_the_stream_early_and_the_engine_aborts_it(shown: Shown) -> No
     shown.set_max_tokens(MAX_TOKENS)
 
 
+@pytest.mark.engine
 def test_markup_in_prompt_system_prompt_and_model_output_runs_nothing(shown: Shown) -> None:
     page = shown.page
     title = page.title()
@@ -362,6 +365,7 @@ def test_markup_in_prompt_system_prompt_and_model_output_runs_nothing(shown: Sho
     assert page.title() == title
 
 
+@pytest.mark.engine
 def test_the_reopened_notebook_shows_the_final_answer(shown: Shown) -> None:
     final = _clean(shown.text.inner_text())
     status = str(shown.status.inner_text())
@@ -426,6 +430,7 @@ def _wait_gone(procs: list[Any], timeout: float) -> bool:
 WIDGET_SETTINGS = "/lab/api/settings/@jupyter-widgets/jupyterlab-manager:plugin"
 
 
+@pytest.mark.engine
 def test_lab_keeps_a_selection_while_the_panel_streams_and_reopens_with_the_answer(
     lab: LabServer, lab_page: LabPage
 ) -> None:
