@@ -12,6 +12,7 @@ times ``import vllm`` twice (the second with a warm page cache) and lists what t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -106,6 +107,7 @@ def _run_child(kind: str, payload: dict[str, Any], env: dict[str, str], timeout:
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"{kind} start failed (rc {done.returncode}): {done.stderr[-1500:]}")
+    print(f"[startup] {kind}: {lines[-1][:700]}", file=sys.stderr, flush=True)  # the log keeps each run
     return json.loads(lines[-1])
 
 
@@ -126,24 +128,30 @@ LEVERS: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
 
 
 def measure(
-    device: str, modes: list[str], rounds: int, tokens: int, timeout: float, levers: list[str], log: Any
-) -> Startup:
+    device: str, modes: list[str], rounds: int, tokens: int, timeout: float, levers: list[str], log: Any,
+    cold_too: bool = True,
+) -> Startup:  # fmt: skip
     runs: list[StartupRun] = []
     for mode in modes:
         config: dict[str, Any] = {"enforce_eager": mode == "eager"}
         with tempfile.TemporaryDirectory(prefix="vstream-cold-") as cold:
-            log(f"start-up {mode}: vstream cold")
-            first = _run_child("vstream", {"config": config, "tokens": tokens}, _env(device, cold + "/v"), timeout)
-            runs.append(_as_run("vstream", mode, True, first))
+            log(f"start-up {mode}: vstream {'cold' if cold_too else 'warm'}")
+            env = _env(device, cold + "/v" if cold_too else None)
+            first = _run_child("vstream", {"config": config, "tokens": tokens}, env, timeout)
+            runs.append(_as_run("vstream", mode, cold_too, first))
             kwargs = first["engine_args"]
             log(f"start-up {mode}: raw cold")
-            runs.append(
-                _as_run(
-                    "raw",
-                    mode,
-                    True,
-                    _run_child("raw", {"kwargs": kwargs, "tokens": tokens}, _env(device, cold + "/r"), timeout),
-                )
+            runs += (
+                []
+                if not cold_too
+                else [
+                    _as_run(
+                        "raw",
+                        mode,
+                        True,
+                        _run_child("raw", {"kwargs": kwargs, "tokens": tokens}, _env(device, cold + "/r"), timeout),
+                    )
+                ]
             )
         for i in range(rounds):
             for kind in ("raw", "vstream") if i % 2 == 0 else ("vstream", "raw"):
@@ -199,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=8)
     p.add_argument("--timeout", type=float, default=400.0)
     p.add_argument("--import-probe", action="store_true")
+    p.add_argument("--cold", action=argparse.BooleanOptionalAction, default=True, help="cold starts first")
     p.add_argument("--levers", default="", help=f"also warm vstream starts with: {', '.join(LEVERS)}")
     p.add_argument("--out")
     args = p.parse_args(argv)
@@ -227,7 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         args.timeout,
         [x for x in args.levers.split(",") if x],
         log,
+        args.cold,
     )
+    import importlib.metadata
+
+    for name in ("vllm", "torch"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            result.versions[name] = importlib.metadata.version(name)
     result.finish()
     if args.out:
         save(result, args.out)
