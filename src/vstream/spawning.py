@@ -52,6 +52,13 @@ def use_forkserver() -> bool:
     return os.environ.get("VSTREAM_START_METHOD", "forkserver") == "forkserver"
 
 
+def forkserver_pid() -> int | None:
+    """The forkserver's process id, once this process started one."""
+    import multiprocessing.forkserver
+
+    return getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+
+
 def start_forkserver(log: Path | None) -> None:
     """Start the forkserver now (it imports vLLM in the background), with the treatment above;
     a no-op when it runs already or when the plain spawn is asked for."""

@@ -390,14 +390,16 @@ def _spec_key(spec: PromptSpec) -> tuple[Any, ...]:
 
 def _child_pids() -> set[int]:
     # multiprocessing's resource tracker and forkserver are shared by everything in the process
-    # and live as long as it does (the forkserver serves the next engine): not ours to reap.
+    # and live as long as it does (the forkserver serves the next engine): not ours to reap. The
+    # forkserver is known by its pid: the engine it forks starts with the same command line.
     children = psutil.Process().children(recursive=True)
-    return {p.pid for p in children if not _is_shared_helper(p)}
+    server = spawning.forkserver_pid()
+    return {p.pid for p in children if p.pid != server and not _is_resource_tracker(p)}
 
 
-def _is_shared_helper(process: psutil.Process) -> bool:
+def _is_resource_tracker(process: psutil.Process) -> bool:
     try:
-        return any("resource_tracker" in part or "forkserver" in part for part in process.cmdline())
+        return any("resource_tracker" in part for part in process.cmdline())
     except psutil.Error:
         return False
 
