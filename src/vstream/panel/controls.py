@@ -36,8 +36,6 @@ FORMAT_HINTS = {
     "choice": r"comma-separated: yes, no, maybe (\, for a comma)",
     "grammar": 'an EBNF/GBNF grammar, e.g. root ::= "yes" | "no"',
 }
-# The form's own keys beside the options' names.
-FORM_KEYS = ("last_seed", "output_format", "format_spec", "preset")
 
 
 def _kind(option: options.Option) -> str | None:

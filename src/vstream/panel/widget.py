@@ -5,7 +5,8 @@
     Generate (browser click → custom message; or panel.run() in code), on the kernel's thread:
         read + check the settings, hand the job over, return
         │
-        ▼  the panel's worker thread: host.stream_many(one per column) ── the engine loop feeds each Stream
+        ▼  the panel's worker thread (worker.py), Generation.run (generation.py):
+    host.stream_many(one per column) ── the engine loop feeds each Stream
     refresher.follow(streams, paint, rate=20)  ──►  widget.send(delta) per column  ──►  panel.js appends
 
 The front end (``panel.js``/``panel.css`` beside this file) owns the controls; their values are
