@@ -126,12 +126,9 @@ class Shown:
         expect(self.panel.locator(".vstream-engine-status")).to_contain_text("engine ready", timeout=ENGINE_MS)
 
     def generate(self) -> None:
-        # A person's pause between typing and clicking. Without it Generate once ran on stale
-        # settings (Voila, 1 run of 6: the system prompt typed just before was missing). A likely
-        # cause: ipywidgets' front end holds a second state update back until the kernel has
-        # answered the first (its message throttle) while Generate, a custom message, goes at
-        # once. Not reproduced on demand: a kernel kept busy by a cell in Notebook 7 did not.
-        self.page.wait_for_timeout(700)
+        # No pause after typing: Generate's message carries the settings it runs with (panel.js),
+        # because ipywidgets' front end may still hold the typed text's state update back (Voila
+        # once ran without a system prompt typed just before, when this clicked at once).
         self.panel.locator(".vstream-generate").click()
         expect(self.panel.locator(".vstream-generate")).to_be_disabled()
 

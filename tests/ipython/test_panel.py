@@ -173,6 +173,22 @@ def test_stop_aborts_the_request_in_the_engine_and_keeps_the_partial_text(idle_h
     assert not panel.running
 
 
+def test_generate_runs_with_the_settings_its_click_carries(make_panel):
+    """The browser may hold a state update back while Generate (a custom message) goes at once:
+    seen in Voila as a system prompt typed just before the click that the run did not have."""
+    panel = make_panel("stale prompt", chat=True, temperature=0.0, max_tokens=8)
+    forms = [dict(form) for form in panel.forms]
+    forms[0] = {**forms[0], "max_tokens": 3, "preset": ""}
+    settings = {"prompt": "What is the capital of France?", "system": "Answer in one word.", "forms": forms}
+    press(panel, "generate", settings=settings)
+    panel.wait(120)
+    stream = panel.streams[0]
+    # The chat template's prompt: the carried system prompt and question, not the kernel's stale one.
+    assert "Answer in one word." in stream.prompt and "What is the capital of France?" in stream.prompt
+    assert "stale" not in stream.prompt and 1 <= stream.metrics.tokens <= 3
+    assert panel.system == "Answer in one word."  # (chat mode empties the prompt box after a turn)
+
+
 def test_generate_twice_starts_one_request(idle_host, make_panel):
     panel = make_panel(temperature=0.0, max_tokens=30)
     press(panel, "generate")

@@ -424,6 +424,9 @@ class SettingsView {
 
 // --- the panel ------------------------------------------------------------------------------
 
+// The traits a generation reads (widget.py's GENERATE_READS, the same names).
+const GENERATE_READS = ["prompt", "system", "chat", "column_count", "logprob_view", "logprob_k", "show_thinking", "forms"];
+
 function renderPanel(model, el, store) {
   const on = (name, callback) => model.on(`change:${name}`, callback);
   const sync = (name, value) => {
@@ -469,7 +472,11 @@ function renderPanel(model, el, store) {
     labelled("vstream-logprob-top", "top", k));
 
   const button = (cls, text, action, extra = {}) => h("button", { class: `vstream-button ${cls}`, text, onclick: () => model.send({ action }), ...extra });
-  const generate = button("vstream-generate vstream-primary", "Generate", "generate");
+  // Generate carries the settings it runs with: ipywidgets' front end holds a state update back
+  // while an earlier one awaits the kernel's answer, but sends a custom message at once, so a
+  // prompt typed just before the click could otherwise reach the kernel after the click.
+  const generate = h("button", { class: "vstream-button vstream-generate vstream-primary", text: "Generate",
+    onclick: () => model.send({ action: "generate", settings: Object.fromEntries(GENERATE_READS.map((n) => [n, model.get(n)])) }) });
   const stop = button("vstream-stop", "Stop", "stop");
   const clear = button("vstream-clear", "Clear", "clear");
   const showPrompt = h("button", { class: "vstream-button vstream-show-prompt", text: "rendered prompt", onclick: () => sync("show_prompt", !model.get("show_prompt")) });

@@ -49,6 +49,10 @@ COLUMN_PRESETS = (None, "greedy", "creative", "balanced")  # what new compare co
 WORKER_IDLE_S = 60.0
 
 
+# The traits a generation reads; Generate's message carries them (panel.js has the same list).
+GENERATE_READS = ("prompt", "system", "chat", "column_count", "logprob_view", "logprob_k", "show_thinking", "forms")
+
+
 class Panel(anywidget.AnyWidget):
     """Prompt, sampling controls, Generate/Stop/Clear and live output over ``vstream.engine()``.
 
@@ -222,6 +226,7 @@ class Panel(anywidget.AnyWidget):
         action = content.get("action")
         if action == "generate":
             if not self.running:  # a second click while it runs starts nothing
+                self._take_settings(content.get("settings"))
                 self._start()
         elif action == "stop":
             self.stop()
@@ -233,6 +238,17 @@ class Panel(anywidget.AnyWidget):
             self.columns[int(content["column"])].preset = str(content["name"])
         elif action == "save_preset":
             self._save_preset(int(content["column"]), str(content.get("name", "")))
+
+    def _take_settings(self, settings: Any) -> None:
+        """The values the browser showed when Generate was clicked: its state updates may still
+        be held back by the widget manager (panel.js says why). Only the traits a generation
+        reads; each is validated by its trait."""
+        if not isinstance(settings, dict):
+            return
+        with self.hold_sync():
+            for name in GENERATE_READS:
+                if name in settings and settings[name] != getattr(self, name):
+                    setattr(self, name, settings[name])
 
     def _save_preset(self, index: int, name: str) -> None:
         column = self.columns[index]
