@@ -98,11 +98,15 @@ def empty_answer_note(stream: Stream, *, chat_hint: str | None) -> str | None:
     return f"{said}: try rewording the prompt, a system prompt, or a higher temperature"
 
 
-def thinking_title(stream: Stream) -> str | None:
-    """"Thinking…" while the model thinks, then "Thought for N s"; None without reasoning."""
-    metrics = stream.metrics
-    if not stream.reasoning_on or not (stream.reasoning or stream.thinking):
+def thinking_title(stream: Stream, *, seen_reasoning: bool | None = None) -> str | None:
+    """"Thinking…" while the model thinks, then "Thought for N s"; None without reasoning.
+    ``seen_reasoning``: whether any reasoning arrived, from a caller that counts its pieces (a
+    delta view, per repaint), so that the reasoning text need not be joined to find out."""
+    if not stream.reasoning_on:
         return None
+    if not (stream.thinking or (bool(stream.reasoning) if seen_reasoning is None else seen_reasoning)):
+        return None
+    metrics = stream.metrics
     if stream.thinking:
         return "Thinking…" + (f" ({metrics.reasoning_tokens} tokens)" if metrics.reasoning_tokens else "")
     took = metrics.thinking_s or 0.0

@@ -67,13 +67,8 @@ def start_forkserver(log: Path | None) -> None:
     import multiprocessing.forkserver
 
     multiprocessing.set_forkserver_preload(PRELOAD)
-    original_spawn = multiprocessing.util.spawnv_passfds
-    multiprocessing.util.spawnv_passfds = _spawn_in_own_session
-    try:
-        with _lock, _main_path_hidden(), _stdio_to(log):
-            multiprocessing.forkserver.ensure_running()
-    finally:
-        multiprocessing.util.spawnv_passfds = original_spawn
+    with _spawned_in_own_session(), _lock, _main_path_hidden(), _stdio_to(log):
+        multiprocessing.forkserver.ensure_running()
 
 
 @contextlib.contextmanager
@@ -89,7 +84,6 @@ def engine_children(log: Path | None) -> Iterator[None]:
         with _lock, _main_path_hidden(), _stdio_to(log):
             original_start(process)
 
-    original_spawn = multiprocessing.util.spawnv_passfds
     original_context = multiprocessing.get_context
     forkserver = log is not None and use_forkserver()
 
@@ -98,14 +92,24 @@ def engine_children(log: Path | None) -> Iterator[None]:
         return original_context("forkserver" if forkserver and method == "spawn" else method)
 
     multiprocessing.process.BaseProcess.start = start  # type: ignore[method-assign]
-    multiprocessing.util.spawnv_passfds = _spawn_in_own_session
     multiprocessing.get_context = get_context  # type: ignore[assignment]
+    try:
+        with _spawned_in_own_session():
+            yield
+    finally:
+        multiprocessing.process.BaseProcess.start = original_start  # type: ignore[method-assign]
+        multiprocessing.get_context = original_context
+
+
+@contextlib.contextmanager
+def _spawned_in_own_session() -> Iterator[None]:
+    """While active, multiprocessing starts its helper processes through the function below."""
+    original_spawn = multiprocessing.util.spawnv_passfds
+    multiprocessing.util.spawnv_passfds = _spawn_in_own_session
     try:
         yield
     finally:
-        multiprocessing.process.BaseProcess.start = original_start  # type: ignore[method-assign]
         multiprocessing.util.spawnv_passfds = original_spawn
-        multiprocessing.get_context = original_context
 
 
 def _spawn_in_own_session(path: str, args: list[str], passfds: Iterable[int]) -> int:

@@ -38,17 +38,6 @@ def token_json(token: TokenLogprob) -> list[Any]:
     ]
 
 
-def thinking_title(stream: Stream, *, seen_reasoning: bool) -> str | None:
-    """``render.thinking_title`` without joining the reasoning text (``seen_reasoning`` says
-    whether any arrived): "Thinking…" while the model thinks, then "Thought for N s"."""
-    if not stream.reasoning_on or not (seen_reasoning or stream.thinking):
-        return None
-    metrics = stream.metrics
-    if stream.thinking:
-        return "Thinking…" + (f" ({metrics.reasoning_tokens} tokens)" if metrics.reasoning_tokens else "")
-    return f"Thought for {metrics.thinking_s or 0.0:.1f} s ({metrics.reasoning_tokens} tokens)"
-
-
 class ColumnFeed:
     """Turns one Stream into delta messages for column ``column`` of a view."""
 
@@ -76,7 +65,7 @@ class ColumnFeed:
         message: dict[str, Any] = {"type": "delta", "column": self.column, "text": "".join(answer)}
         if reasoning:
             message["reasoning"] = "".join(reasoning)
-        thinking = thinking_title(stream, seen_reasoning=self._reasoning > 0)
+        thinking = render.thinking_title(stream, seen_reasoning=self._reasoning > 0)
         if thinking != self._thinking:
             self._thinking = thinking
             message["thinking"] = thinking
@@ -96,7 +85,7 @@ class ColumnFeed:
             "finish": stream.finish_reason,
             "error": stream.finish_reason == ERROR,
             "note": render.empty_answer_note(stream, chat_hint=self.chat_hint),
-            "thinking": thinking_title(stream, seen_reasoning=self._reasoning > 0),
+            "thinking": render.thinking_title(stream, seen_reasoning=self._reasoning > 0),
             "metrics": stream.metrics.as_dict(),
         }
 
