@@ -155,12 +155,15 @@ def test_markup_in_chat_prompts_shows_literally_and_runs_nothing(
         "<img src=x onerror=\"document.title='pwned'\">",
         "<script>document.title='pwned2'</script>",
     ]
+    history = panel.locator(".vstream-history-view")
     for payload in payloads:
         panel.locator(".vstream-prompt textarea").fill(payload)
         panel.locator(".vstream-generate").click()
-        expect(panel.locator(".vstream-generate")).to_be_disabled()
+        # The turn is in the history once its request starts. (Not "Generate is disabled": a
+        # 16-token answer can start and end between two of the locator's polls, 500 ms apart;
+        # a fresh-clone run failed so.)
+        expect(history).to_contain_text(payload, timeout=ENGINE_MS)
         expect(panel.locator(".vstream-generate")).to_be_enabled(timeout=ENGINE_MS)
-    history = panel.locator(".vstream-history-view")
     for payload in payloads:
         expect(history).to_contain_text(payload)
     time.sleep(0.5)  # an onerror handler would have fired by now
