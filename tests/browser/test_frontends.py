@@ -23,7 +23,11 @@ anywidget that streams from a thread, without the engine.
 from __future__ import annotations
 
 import contextlib
+import html
+import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +61,7 @@ PROMPT = "Write a short poem about the sea."
 MAX_TOKENS = 120  # 2.5-8 s at this CPU's 15-50 tok/s: time to drag a selection while it streams
 PANEL = f"panel = vstream.Panel({PROMPT!r}, chat=True, temperature=0, max_tokens={MAX_TOKENS})"
 ENGINE = "import vstream\nvstream.engine()"
+CARD = ".vstream-panel-static"  # the static card beside the widget (Panel._ipython_display_)
 KERNEL_CHECK = "print('kernel:', [s.finish_reason for s in panel.streams], vstream.engine().unfinished_requests())"
 
 # Each payload bumps window.__xss if it ever runs.
@@ -301,6 +306,9 @@ def test_the_panel_streams_keeps_a_selection_and_fills_the_status_line(shown: Sh
     assert picked["text"].strip() and picked["inside"], picked
     assert kept == picked, f"the selection did not survive the stream: {picked} -> {kept}"
     assert final.startswith(picked["text"].lstrip()) or picked["text"] in final
+    if shown.kind in ("notebook7", "voila"):  # IPython shows the static card too, out of sight here
+        expect(shown.page.locator(CARD)).to_have_count(1)
+        expect(shown.page.locator(CARD)).to_be_hidden()
     # The screenshot shows the kept selection.
     shown.panel.scroll_into_view_if_needed()
     shown.page.screenshot(path=str(artifacts / f"frontend-{shown.kind}.png"))
@@ -421,7 +429,8 @@ def _wait_gone(procs: list[Any], timeout: float) -> bool:
 
 
 # --------------------------------------------------------------------------------------
-# JupyterLab: a selection survives the stream; the saved notebook reopens with the answer
+# JupyterLab: a selection survives the stream; the saved notebook shows the answer, with
+# widget state and without it (Lab's default), and so does nbconvert's HTML of it
 # --------------------------------------------------------------------------------------
 
 WIDGET_SETTINGS = "/lab/api/settings/@jupyter-widgets/jupyterlab-manager:plugin"
@@ -429,10 +438,9 @@ WIDGET_SETTINGS = "/lab/api/settings/@jupyter-widgets/jupyterlab-manager:plugin"
 
 @pytest.mark.engine
 def test_lab_keeps_a_selection_while_the_panel_streams_and_reopens_with_the_answer(
-    lab: LabServer, lab_page: LabPage
+    lab: LabServer, lab_page: LabPage, tmp_path: Path
 ) -> None:
     page = lab_page.page
-    lab.api("PUT", WIDGET_SETTINGS, {"raw": '{"saveState": true}'})
     try:
         nb = lab.write_notebook("panel_lab.ipynb", [f"{ENGINE}\n{PANEL}\npanel"])
         lab_page.open_notebook(nb.name)
@@ -445,12 +453,54 @@ def test_lab_keeps_a_selection_while_the_panel_streams_and_reopens_with_the_answ
         final = _clean(shown.text.inner_text())
         assert picked["text"].strip() and streaming and len(final) > at_pick
         assert shown.selection() == picked, "the selection did not survive the stream"
+        # The card has its answer by now, and stays out of sight where the panel renders.
+        expect(page.locator(CARD)).to_have_count(1)
+        expect(page.locator(CARD)).to_be_hidden()
+        time.sleep(0.5)
+        assert shown.selection() == picked, "the card's update disturbed the selection"
 
+        # Saved without widget state (Lab's default): the card holds the final answer ...
+        saved = save_notebook(page, lab, nb.name)
+        assert "widgets" not in saved["metadata"]
+        cards = [
+            o["data"]["text/html"]
+            for o in saved["cells"][0]["outputs"]
+            if CARD[1:] in o.get("data", {}).get("text/html", "")
+        ]
+        assert len(cards) == 1 and final.strip() in _card_text(cards[0]), cards
+        assert "finish:" in cards[0]
+        # ... and nbconvert's HTML shows it (no widget state, so no widget view to prefer).
+        ipynb = tmp_path / "saved.ipynb"
+        ipynb.write_text(json.dumps(saved))
+        exported = subprocess.run(
+            [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--stdout", str(ipynb)],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+        assert final.strip() in _card_text(exported)
+
+        # Saved with widget state: the reopened notebook rebuilds the panel, answer included.
+        lab.api("PUT", WIDGET_SETTINGS, {"raw": '{"saveState": true}'})
+        lab_page.open_notebook(nb.name, wait_kernel=False)
+        expect(shown.text).to_contain_text(final.strip()[:40], timeout=UI_TIMEOUT_MS)
         save_notebook(page, lab, nb.name)
         lab.shutdown_kernels()
         lab_page.open_notebook(nb.name, wait_kernel=False)
         expect(shown.text).to_contain_text(final.strip()[:40], timeout=UI_TIMEOUT_MS)
         assert _clean(shown.text.inner_text()) == final
         expect(shown.status).to_have_text(status)
+        expect(page.locator(CARD)).to_be_hidden()
+
+        # Reopened without widget state and without a kernel: the widget cannot render, the card shows.
+        lab.api("PUT", f"/api/contents/{nb.name}", {"type": "notebook", "format": "json", "content": saved})
+        lab_page.open_notebook(nb.name, wait_kernel=False)
+        expect(page.locator(CARD)).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect(page.locator(CARD)).to_contain_text(final.strip()[:60])
+        assert page.locator(".vstream-panel").count() == 0
     finally:
         lab.api("PUT", WIDGET_SETTINGS, {"raw": "{}"})
+
+
+def _card_text(page_html: str) -> str:
+    """The answers' text in a static card (or a page holding one), markup gone, entities read."""
+    bodies = re.findall(r'<div class="vstream-card".*?<pre class="vstream-text"[^>]*>(.*?)</pre>', page_html, re.S)
+    return "\n".join(html.unescape(b) for b in bodies)

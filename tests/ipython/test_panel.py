@@ -133,6 +133,34 @@ def test_final_answers_are_kept_in_the_widget_state_once_at_the_end(comm_log, ma
     assert escape(panel.streams[0].text) in html and "finish: length" in html
 
 
+def test_a_displayed_panel_has_a_static_card_that_ends_with_the_final_answer(shell, make_panel):
+    """The card beside the widget is what a saved notebook shows without widget state (and what
+    nbconvert and GitHub show): it is brought up to date when an answer ends, and on Clear."""
+    from IPython.display import display
+
+    panel = make_panel("Say <b>hi</b> to Paris:", temperature=0.0, ignore_eos=True, max_tokens=24)
+    shell.recorder.messages.clear()
+    display(panel)
+    widget, card = shell.recorder.messages
+    assert "application/vnd.jupyter.widget-view+json" in widget["data"] and "text/html" not in widget["data"]
+    card_id = card["transient"]["display_id"]
+    assert not card["update"] and "vstream-panel-static" in card["data"]["text/html"]
+    assert "Say &lt;b&gt;hi&lt;/b&gt; to Paris:" in card["data"]["text/html"]  # the prompt, as text
+
+    generate(panel)
+    stream = panel.streams[0]
+    updates = [m for m in shell.recorder.for_display(card_id) if m["update"]]
+    assert len(updates) == 1  # once, at the end: never per delta
+    final = updates[0]["data"]
+    assert escape(stream.text) in final["text/html"] and "finish: length" in final["text/html"]
+    assert stream.text.strip() in final["text/plain"]
+    assert "<b>" not in final["text/html"]  # the prompt's markup stays text
+
+    press(panel, "clear")
+    cleared = [m for m in shell.recorder.for_display(card_id) if m["update"]][-1]["data"]
+    assert escape(stream.text) not in cleared["text/html"] and "finish:" not in cleared["text/html"]
+
+
 def test_a_1000_token_logprob_answer_costs_under_five_times_its_payload(comm_log, make_panel):
     # Before the deltas each repaint re-sent the whole card: 278x the payload for 400 tokens.
     comm_log.clear()

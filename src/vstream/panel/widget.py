@@ -118,6 +118,8 @@ class Panel(anywidget.AnyWidget):
         self._last_prompt: tuple[str, int] | None = None
         self._ticker: StatusTicker | None = None
         self._closed = False
+        self._static_id = f"vstream-panel-{uuid.uuid4().hex}"  # the display id of its static card
+        self._static_shown = False
         self._worker = Worker("vstream-panel", WORKER_IDLE_S)
         super().__init__(
             prompt=prompt, system=system or "", chat=chat, column_count=columns,
@@ -175,6 +177,8 @@ class Panel(anywidget.AnyWidget):
             self.results, self.notes = [None] * count, [""] * count
             self.error, self.exported_code, self.rendered_prompt, self.chat_turns = "", "", {}, []
         self.send({"type": "clear"})
+        self._current = None
+        self._guard(self._refresh_static)
 
     def wait(self, timeout: float | None = None) -> Panel:
         """Block until the running generation has finished and been painted (scripts, tests)."""
@@ -330,6 +334,7 @@ class Panel(anywidget.AnyWidget):
                 if job.results is not None:
                     self.results = job.results  # once, at the end: what a saved notebook keeps
                 self._settle(job.request, job.streams)
+                self._guard(self._refresh_static)
         finally:
             self.running = False
 
@@ -414,16 +419,44 @@ class Panel(anywidget.AnyWidget):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget view, with a static text/html + text/plain beside it for front ends
-        that render no widgets (nbconvert, GitHub, a terminal)."""
+        that render no widgets (nbconvert, GitHub, a terminal). IPython kernels display the
+        panel through ``_ipython_display_`` instead, whose static card follows the answers."""
         data, metadata = super()._repr_mimebundle_(**kwargs)
+        return {**data, **self._static_bundle()}, metadata
+
+    def _ipython_display_(self) -> None:
+        """Two outputs: the widget view, then the static card under a display id of its own.
+
+        The card is refreshed when a generation ends (and on Clear), so a saved notebook shows
+        the final answers without widget state (off by default in JupyterLab and Notebook 7)
+        and nbconvert and GitHub show them too. Updating the widget's own output instead would
+        make the front end build a new view (ipywidgets' renderer does), dropping a reader's
+        selection and focus at every answer's end. Where the panel renders, panel.css hides the
+        card; where it cannot (no kernel, no widget state), the card is what shows.
+        """
+        from IPython.display import display
+
+        data, metadata = super()._repr_mimebundle_()
+        display(data, metadata=metadata, raw=True)
+        display(self._static_bundle(), raw=True, display_id=self._static_id)
+        self._static_shown = True
+
+    def _static_bundle(self) -> dict[str, str]:
         job = self._current
         streams = job.streams if job is not None else []
-        shown = static.panel_bundle(
+        return static.panel_bundle(
             str(self.engine_status.get("text", "")), self.prompt, self.history.html(), streams,
             titles=job.request["titles"] if streams and job is not None else [],
             logprobs=self.logprob_view, hide_thinking=not self.show_thinking,
         )  # fmt: skip
-        return {**data, **shown}, metadata
+
+    def _refresh_static(self) -> None:
+        """Bring the displayed static card up to date (from any thread: the worker's too)."""
+        if not self._static_shown:
+            return
+        from IPython.display import update_display
+
+        update_display(self._static_bundle(), raw=True, display_id=self._static_id)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "idle"
