@@ -186,10 +186,12 @@ class ImportProbe:
     first_s: float
     second_s: float  # the files now in the page cache
     slowest: list[tuple[str, float]]  # top-level packages, cumulative seconds, from -X importtime
+    pair_s: float = 0.0  # two interpreters importing it at once, until both are done
 
     def line(self) -> str:
         slow = ", ".join(f"{name} {s:.1f}" for name, s in self.slowest[:5])
-        return f"import {self.module}: {self.first_s:.1f} s, again {self.second_s:.1f} s (slowest: {slow})"
+        pair = f", two at once {self.pair_s:.1f} s" if self.pair_s else ""
+        return f"import {self.module}: {self.first_s:.1f} s, again {self.second_s:.1f} s{pair} (slowest: {slow})"
 
 
 @dataclasses.dataclass

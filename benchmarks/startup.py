@@ -174,28 +174,23 @@ def measure(
 
 def import_probe(module: str = "vllm.v1.engine.async_llm") -> ImportProbe:
     """``import vllm`` twice in fresh interpreters (the second finds the files in the page cache),
-    the first under ``-X importtime``: its slowest top-level packages, cumulative seconds."""
-    walls, top = [], {}
+    the first under ``-X importtime``: its slowest top-level packages, cumulative seconds; then
+    two interpreters importing it at once, as a kernel and vstream's forkserver do."""
+    walls, top, argv = [], {}, [sys.executable, "-c", f"import {module}"]
     for i in range(2):
         t = time.perf_counter()
-        flags = ["-X", "importtime"] if i == 0 else []
-        done = subprocess.run(
-            [sys.executable, *flags, "-c", f"import {module}"], capture_output=True, text=True, check=False
-        )
+        done = subprocess.run(argv[:1] + ["-X", "importtime"] * (i == 0) + argv[1:], capture_output=True, text=True)
         walls.append(time.perf_counter() - t)
-        if i == 0:
-            for line in done.stderr.splitlines():  # "import time: self [us] | cumulative | name"
-                parts = line.split("|")
-                if (
-                    len(parts) == 3
-                    and parts[2].strip()
-                    and not parts[2].startswith("  ")
-                    and parts[1].strip().isdigit()
-                ):
-                    name = parts[2].strip().split(".")[0]
-                    top[name] = max(top.get(name, 0.0), int(parts[1]) / 1e6)
+        for line in done.stderr.splitlines() if i == 0 else []:  # "import time: self [us] | cumulative | name"
+            parts = line.split("|")
+            if len(parts) == 3 and parts[2].strip() and not parts[2].startswith("  ") and parts[1].strip().isdigit():
+                name = parts[2].strip().split(".")[0]
+                top[name] = max(top.get(name, 0.0), int(parts[1]) / 1e6)
+    t = time.perf_counter()
+    for proc in [subprocess.Popen(argv) for _ in range(2)]:
+        proc.wait()
     ranked = sorted(top.items(), key=lambda kv: -kv[1])[:8]
-    return ImportProbe(module, walls[0], walls[1], ranked)
+    return ImportProbe(module, walls[0], walls[1], ranked, time.perf_counter() - t)
 
 
 def main(argv: list[str] | None = None) -> int:
