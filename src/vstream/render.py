@@ -20,10 +20,13 @@ def escape(text: str) -> str:
 
 def text_block(text: str, *, cursor: bool = False) -> str:
     caret = '<span class="vstream-cursor">▌</span>' if cursor else ""
+    # An HTML parser drops a newline that comes right after <pre>: an answer that starts with
+    # one gets a second to drop, so that it keeps its own.
+    lead = "\n" if text.startswith("\n") else ""
     return (
         '<pre class="vstream-text" style="white-space:pre-wrap;word-break:break-word;'
         'margin:0;font-family:var(--jp-code-font-family,monospace)">'
-        f"{escape(text)}{caret}</pre>"
+        f"{lead}{escape(text)}{caret}</pre>"
     )
 
 
@@ -99,7 +102,7 @@ def empty_answer_note(stream: Stream, *, chat_hint: str | None) -> str | None:
 
 
 def thinking_title(stream: Stream, *, seen_reasoning: bool | None = None) -> str | None:
-    """"Thinking…" while the model thinks, then "Thought for N s"; None without reasoning.
+    """ "Thinking…" while the model thinks, then "Thought for N s"; None without reasoning.
     ``seen_reasoning``: whether any reasoning arrived, from a caller that counts its pieces (a
     delta view, per repaint), so that the reasoning text need not be joined to find out."""
     if not stream.reasoning_on:
@@ -127,7 +130,7 @@ def thinking_block(stream: Stream, *, hidden: bool = False) -> str:
         f'<details class="vstream-thinking"{" open" if stream.thinking else ""} style="{style}">'
         f'<summary style="cursor:pointer">{escape(title)}</summary>'
         '<pre class="vstream-reasoning" style="white-space:pre-wrap;word-break:break-word;margin:2px 0 0 0;'
-        'padding-left:8px;border-left:2px solid var(--jp-border-color2,#ddd);font-family:var(--jp-code-font-family,'
+        "padding-left:8px;border-left:2px solid var(--jp-border-color2,#ddd);font-family:var(--jp-code-font-family,"
         f'monospace)">{escape(stream.reasoning.strip())}{"▌" if cursor else ""}</pre></details>'
     )
 

@@ -1,4 +1,5 @@
-"""Tools that tests and benchmarks share: a comm that records what widgets send.
+"""Tools that tests and benchmarks share: a comm that records what widgets send, and the text
+that a page shows in vstream's static HTML (``shown_texts``).
 
 ipywidgets' own tests replace the kernel comm with one that keeps messages instead of sending them
 (their ``DummyComm``); this is the same idea with a clock and a byte count, so a test can assert
@@ -15,7 +16,9 @@ where only the package and the benchmark are copied.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -110,3 +113,13 @@ def record_widget_messages() -> Iterator[MessageLog]:
         yield log
     finally:
         widget_module.comm.create_comm = before
+
+
+_TEXT_BLOCK = re.compile(r'<pre class="vstream-text"[^>]*>(.*?)</pre>', re.S)
+
+
+def shown_texts(page: str) -> list[str]:
+    """The text of each ``vstream-text`` block in this HTML as a browser shows it: entities read,
+    and the one newline right after ``<pre>`` dropped, as HTML parsers do."""
+    texts = [html.unescape(body) for body in _TEXT_BLOCK.findall(page)]
+    return [text[1:] if text.startswith("\n") else text for text in texts]

@@ -23,7 +23,6 @@ anywidget that streams from a thread, without the engine.
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import re
 import subprocess
@@ -36,6 +35,8 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+
+from vstream.testing import shown_texts
 
 from .frontends import (
     FrontendServer,
@@ -502,5 +503,4 @@ def test_lab_keeps_a_selection_while_the_panel_streams_and_reopens_with_the_answ
 
 def _card_text(page_html: str) -> str:
     """The answers' text in a static card (or a page holding one), markup gone, entities read."""
-    bodies = re.findall(r'<div class="vstream-card".*?<pre class="vstream-text"[^>]*>(.*?)</pre>', page_html, re.S)
-    return "\n".join(html.unescape(b) for b in bodies)
+    return "\n".join(shown_texts(card)[0] for card in page_html.split('<div class="vstream-card"')[1:])

@@ -10,7 +10,7 @@ from IPython.core.error import UsageError
 
 from schemas import PERSON
 from vstream.panel.feed import payload_bytes
-from vstream.testing import json_bytes, record_widget_messages
+from vstream.testing import json_bytes, record_widget_messages, shown_texts
 
 pytestmark = pytest.mark.engine
 
@@ -29,8 +29,7 @@ def test_displayed_text_equals_the_engines_final_text(shell):
     final = messages[-1]["data"]
     assert messages[-1]["update"] is True
     assert final["text/plain"].startswith(result.text)
-    body = re.search(r'<pre class="vstream-text"[^>]*>(.*?)</pre>', final["text/html"], re.S).group(1)
-    assert html.unescape(body) == result.text
+    assert shown_texts(final["text/html"])[0] == result.text
     assert "finish: " in final["text/plain"] and "TTFT" in final["text/plain"]
 
 
@@ -131,7 +130,7 @@ def test_logprobs_colour_each_token(shell):
         ("--out 1bad", "--out must be a Python variable name"),
         ("--top-k abc", "argument --top-k: invalid int value"),
         ("--json-schema nosuchvar", "--json-schema takes a variable of this notebook or a JSON literal"),
-        ("--json-schema '{\"type\": \"objekt\"}'", "--json-schema is not a valid JSON schema"),
+        ('--json-schema \'{"type": "objekt"}\'', "--json-schema is not a valid JSON schema"),
         ("--regex '(a'", "--regex does not compile"),
         ("--choice a --regex b", "--regex and --choice cannot be used together"),
         ("--grammar '\\n'", "--grammar is empty"),
@@ -193,7 +192,6 @@ def test_an_instruction_without_chat_that_ends_at_once_says_so_and_suggests_chat
     assert "stopped immediately" not in _last_display(shell)[-1]["data"]["text/plain"]
 
 
-
 def test_json_schema_from_a_variable_or_a_literal_gives_valid_json(shell):
     jsonschema = pytest.importorskip("jsonschema")
     shell.user_ns["person"] = PERSON
@@ -232,8 +230,7 @@ def test_reasoning_shows_a_thinking_block_then_thought_for(shell):
     final = messages[-1]["data"]["text/html"]
     assert '<details class="vstream-thinking"' in final and "Thought for" in final
     assert html.escape(stream.reasoning.strip()) in final
-    body = re.search(r'<pre class="vstream-text"[^>]*>(.*?)</pre>', final, re.S).group(1)
-    assert html.unescape(body) == stream.text
+    assert shown_texts(final)[0] == stream.text
 
 
 def test_hide_thinking_keeps_only_the_line_saying_how_long(shell):

@@ -7,13 +7,13 @@ in-process engine, if another suite started one, is put back afterwards, untouch
 
 from __future__ import annotations
 
-import html
 import importlib
-import re
 
 import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
+
+from vstream.testing import shown_texts
 
 pytestmark = [pytest.mark.engine, pytest.mark.remote]
 
@@ -48,9 +48,7 @@ def fresh_shell(empty_host_slot):
     shell.display_pub = saved
 
 
-def test_load_ext_with_base_url_streams_from_the_server(
-    fresh_shell, empty_host_slot, server, monkeypatch, capsys
-):
+def test_load_ext_with_base_url_streams_from_the_server(fresh_shell, empty_host_slot, server, monkeypatch, capsys):
     import vstream
 
     monkeypatch.setenv("VSTREAM_BASE_URL", server.url)
@@ -76,8 +74,7 @@ def test_load_ext_with_base_url_streams_from_the_server(
     shown = [m for m in fresh_shell.display_pub.outputs if "text/html" in m["data"]]
     display_id = shown[-1]["transient"]["display_id"]
     final = [m for m in shown if (m["transient"] or {}).get("display_id") == display_id][-1]["data"]
-    body = re.search(r'<pre class="vstream-text"[^>]*>(.*?)</pre>', final["text/html"], re.S).group(1)
-    assert html.unescape(body) == answer.text
+    assert shown_texts(final["text/html"])[0] == answer.text
 
     # Only the server was used: one host, remote, and no in-process engine was ever made.
     assert vstream.current() is host and host.info.device == "remote"

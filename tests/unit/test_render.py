@@ -140,3 +140,11 @@ def test_a_stream_without_reasoning_has_no_thinking_block():
     stream._feed("<think>not split</think>", [1], None)
     stream._finish("stop")
     assert "vstream-thinking" not in render.stream_card(stream)
+
+
+@pytest.mark.parametrize("text", ["\nstarts on a new line", "\n\ntwo newlines first", "no newline first\n", ""])
+def test_a_text_block_shows_its_leading_newlines(text):
+    # HTML parsers drop one newline right after <pre>: the block gives them one to drop.
+    from vstream.testing import shown_texts
+
+    assert shown_texts(render.text_block(text)) == [text]
