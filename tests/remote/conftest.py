@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from vstream.models import embedded_dtype
+
 SERVED_NAME = "smollm2-135m-instruct"
 MAX_LOGPROBS = 5
 MAX_MODEL_LEN = 2048
@@ -50,10 +52,13 @@ def serve_command(model_path: str, port: int, api_key: str | None) -> list[str]:
         "--port",
         str(port),
         # An explicit KV budget, not a share of memory (a share of NUMA node 0 on this CPU backend,
-        # minus the server's RSS, can come out negative): 0.5 GiB, 23,301 tokens of the embedded model.
+        # minus the server's RSS, can come out negative): 0.5 GiB, 11,650 tokens of the embedded
+        # model in float32 (embedded_dtype() says why float32 on a CPU).
         "--kv-cache-memory-bytes",
         str(512 * 2**20),
         "--enforce-eager",
+        "--dtype",
+        embedded_dtype(),
         "--max-model-len",
         str(MAX_MODEL_LEN),
         "--max-logprobs",
@@ -92,9 +97,7 @@ class VllmServer:
             )
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"vllm serve exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
+                raise RuntimeError(f"vllm serve exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 if httpx.get(self.url + "/health", timeout=2).status_code == 200:
                     self.start_seconds.append(time.monotonic() - started)
@@ -110,9 +113,7 @@ class VllmServer:
         if process is None or process.poll() is not None:
             return
         # The API server's EngineCore is in its process group (start_new_session).
-        signals = (
-            ((signal.SIGTERM, 30), (signal.SIGKILL, 10)) if graceful else ((signal.SIGKILL, 10),)
-        )
+        signals = ((signal.SIGTERM, 30), (signal.SIGKILL, 10)) if graceful else ((signal.SIGKILL, 10),)
         for sig, wait in signals:
             try:
                 os.killpg(process.pid, sig)

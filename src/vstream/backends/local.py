@@ -20,7 +20,7 @@ import psutil
 from .. import cpu_cores, ipc_folder, logs, memory, options, reasoning, spawning
 from ..config import EngineConfig, cpu_model
 from ..errors import EngineDeadError, EngineStartError, SamplingError
-from ..models import resolve_model
+from ..models import EMBEDDED_MODEL, embedded_dtype, resolve_model
 from ..streaming import CANCELLED, ERROR, Stream, TokenLogprob
 from .base import EngineInfo, Progress, PromptSpec, RenderedPrompt
 
@@ -42,6 +42,8 @@ class LocalBackend:
         self._vllm_dead_error: type[BaseException] = RuntimeError
         self._plan: memory.MemoryPlan | None = None
         self._free: list[memory.FreeMemory] = []
+        embedded = config.dtype == "auto" and config.model == EMBEDDED_MODEL
+        self._dtype = embedded_dtype(device) if embedded else config.dtype  # what vLLM is asked for
 
     async def start(self, progress: Progress) -> EngineInfo:
         logs.route_vllm_logs(self.verbose)
@@ -134,11 +136,11 @@ class LocalBackend:
             return None
         dummy = extra.get("load_format") == "dummy"
         if (Path(path) / "config.json").is_file():
-            shape = memory.ModelShape.from_checkpoint(path, dtype=c.dtype, dummy=dummy)
+            shape = memory.ModelShape.from_checkpoint(path, dtype=self._dtype, dummy=dummy)
         else:  # a hub id vLLM will download (allow_download=True)
             from transformers import AutoConfig
 
-            shape = memory.ModelShape.from_config(AutoConfig.from_pretrained(path).to_dict(), dtype=c.dtype)
+            shape = memory.ModelShape.from_config(AutoConfig.from_pretrained(path).to_dict(), dtype=self._dtype)
         devices = c.tensor_parallel_size * c.pipeline_parallel_size
         self._free = memory.free_memory(self.device, devices)
         if self.device == "cuda" and self._free and len(self._free) < devices:
@@ -177,7 +179,7 @@ class LocalBackend:
             "model": path,
             "tokenizer": path,
             "served_model_name": c.model,
-            "dtype": c.dtype,
+            "dtype": self._dtype,
             "enforce_eager": c.enforce_eager,
             "tensor_parallel_size": c.tensor_parallel_size,
             "pipeline_parallel_size": c.pipeline_parallel_size,
@@ -256,9 +258,7 @@ class LocalBackend:
                 encoded = tokenizer([texts[i] for i in where], add_special_tokens=plain)["input_ids"]
                 for i, token_ids in zip(where, encoded, strict=True):
                     ids[i] = token_ids
-        return [
-            RenderedPrompt(text, token_ids or []) for text, token_ids in zip(texts, ids, strict=True)
-        ]
+        return [RenderedPrompt(text, token_ids or []) for text, token_ids in zip(texts, ids, strict=True)]
 
     def _apply_template(self, spec: PromptSpec) -> str:
         if getattr(self._tokenizer, "chat_template", None) is None:
