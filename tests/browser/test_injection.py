@@ -15,14 +15,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.engine, pytest.mark.reliability]
 
 IMG = "<img src=x onerror=\"document.title='pwned-img'\">"
 SCRIPT = "<script>document.title='pwned-script'</script>"
+SCRIPT_RE = r"(<script>document[.]title='pwned-script'</script>\n)+"
 ENGINE_MS = 240_000
 
 CELLS = [
     "import vstream\nvstream.engine()\n%load_ext vstream",
     # payloads in the prompt, the stop string and (repeated by the model) the generated text
     "%%vstream -t 0 -m 40 --ignore-eos --stop '<b>never</b>' --out a\n" + (IMG + "\n") * 6,
-    # payloads in the system prompt and chat prompt; logprob view puts tokens into title attributes
-    f"%%vstream --system \"{SCRIPT}\" --logprobs 3 -t 0 -m 30 --out b\n" + (SCRIPT + "\n") * 6,
+    # payloads in the system prompt and chat prompt; logprob view puts tokens into title attributes;
+    # the regex makes the model write the payload itself, whatever its weights and dtype prefer
+    f'%%vstream --system "{SCRIPT}" --logprobs 3 -t 0 -m 30 --regex "{SCRIPT_RE}" --out b\n' + (SCRIPT + "\n") * 6,
     "print(repr(a.text[:60]), repr(b.text[:60]))",
 ]
 
