@@ -13,7 +13,8 @@ pytestmark = pytest.mark.engine
 
 def test_default_engine_holds_weights_and_a_notebook_sized_kv_budget(host):
     info = host.info
-    per_token = memory.ModelShape.from_checkpoint(info.model_path).kv_bytes_per_token()
+    dtype = info.engine_args["dtype"]  # float32 for the embedded model on a CPU (models.embedded_dtype)
+    per_token = memory.ModelShape.from_checkpoint(info.model_path, dtype=dtype).kv_bytes_per_token()
     asked = memory.DEFAULT_MAX_NUM_SEQS * memory.NOTEBOOK_CONTEXT_TOKENS
     assert info.kv_cache_bytes == (asked + memory.BLOCK_SLACK_TOKENS) * per_token
     # vLLM's own count of what requests can use (whole blocks, less its null block): the floor holds
@@ -29,7 +30,13 @@ def test_status_says_weights_kv_tokens_and_full_context_streams(host):
     text = str(host.status())
     assert f"{host.info.kv_cache_tokens:,} tokens" in text
     assert f"{host.info.full_context_streams} streams at full context" in text
-    assert "weights 0.25 GiB" in text and "KV 1.42 GiB" in text  # 65,536 + 512 tokens x 23,040 bytes
+    assert _sizes(host) in text
+
+
+def _sizes(host) -> str:
+    """65,536 + 512 tokens x 23,040 bytes in bfloat16; twice the bytes in float32 (a CPU)."""
+    wide = host.info.engine_args["dtype"] == "float32"
+    return "weights 0.50 GiB + KV 2.83 GiB" if wide else "weights 0.25 GiB + KV 1.42 GiB"
 
 
 def test_sleep_on_cpu_says_why_not_and_the_engine_keeps_serving(idle_host):
