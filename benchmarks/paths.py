@@ -139,7 +139,9 @@ def _from_deltas(
     slots = {(comm, i): k for k, (comm, i) in enumerate((c, i) for c, count in comms for i in range(count))}
     records = [StreamRecord(start, tokens=s.metrics.tokens) for s in streams]
     shown = [""] * len(streams)
+    spent: dict[int, float] = {}  # each sending thread's CPU time at its last message
     for m in log.messages:
+        cpu, spent[m.thread] = m.cpu - spent.get(m.thread, m.cpu), m.cpu
         content = (m.data or {}).get("content") if isinstance(m.data, dict) else None
         k = slots.get((m.comm_id, content.get("column"))) if isinstance(content, dict) else None
         if k is None or k >= len(streams):
@@ -148,6 +150,7 @@ def _from_deltas(
         rec.nbytes += m.nbytes
         if content.get("type") == "delta" and content.get("text"):
             shown[k] += content["text"]
+            rec.paint_cpu_us.append(cpu * 1e6)
             rec.paints += 1
             rec.first = rec.first or m.t
             rec.last = m.t

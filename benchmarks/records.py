@@ -39,6 +39,7 @@ class StreamRecord:
     paints: int = 0  # UI paths: messages that changed what this stream shows
     nbytes: int = 0  # UI paths: bytes sent for this stream (comm or display messages)
     final_matches: bool | None = None  # UI paths: the last paint shows exactly the Stream's text
+    paint_cpu_us: list[float] = dataclasses.field(default_factory=list)  # UI: sender's thread CPU per delta
 
 
 @dataclasses.dataclass
@@ -56,6 +57,8 @@ class Run:
     paints_per_stream: float = 0.0
     bytes_per_stream: float = 0.0
     final_matches: bool | None = None
+    paint_us_early: float | None = None  # UI paths: the painting thread's CPU per repaint, first tenth
+    paint_us_late: float | None = None  # ... and last tenth of each stream's repaints (median of streams)
 
     @classmethod
     def of(cls, path: str, records: list[StreamRecord], cpu_s: float) -> Run:
@@ -66,13 +69,20 @@ class Run:
         decode = [(r.tokens - 1) / (r.last - r.first) for r in records if r.first and r.last and r.last > r.first]
         ttft = [(r.first - r.start) * 1000 for r in records if r.first]
         matches = [r.final_matches for r in records if r.final_matches is not None]
+        tenths = [_tenths(r.paint_cpu_us[1:]) for r in records if len(r.paint_cpu_us) > 2]  # [0]: the first paint
         return cls(
             path, len(records), counts.pop() if len(counts) == 1 else -1,
             total / (last - start) if last > start else 0.0, median(decode) or 0.0,
             percentile(ttft, 50) or 0.0, last - start, cpu_s * 1e6 / max(1, total),
             sum(r.paints for r in records) / len(records), sum(r.nbytes for r in records) / len(records),
-            all(matches) if matches else None,
+            all(matches) if matches else None, median(a for a, _ in tenths), median(b for _, b in tenths),
         )  # fmt: skip
+
+
+def _tenths(values: list[float]) -> tuple[float | None, float | None]:
+    """Medians of the first and the last tenth (at least 3): does a repaint cost more late in an answer?"""
+    k = max(3, len(values) // 10)
+    return median(values[:k]), median(values[-k:])
 
 
 @dataclasses.dataclass
@@ -119,13 +129,6 @@ class Cell:
         """The median of per-round differences path - raw, with its 95 % interval."""
         values = [getattr(run, field) - getattr(raw, field) for raw, run in self.pairs]
         return median(values), median_interval(values)
-
-    def cpu_us_per_paint(self) -> float | None:
-        """UI paths: this process's CPU over raw's, per message sent (a repaint of one stream)."""
-        return median(
-            (run.cpu_us_per_token - raw.cpu_us_per_token) * run.tokens / run.paints_per_stream
-            for raw, run in self.pairs if run.paints_per_stream
-        )  # fmt: skip
 
     def beside_median(self, field: str) -> float | None:
         return median(getattr(b, field) for b in self.beside)

@@ -35,8 +35,8 @@ CPU = (
 )
 LONG = (
     "Long answers: one batch beside raw streams (decode ÷ raw; last paint after raw's last token, median and"
-    " worst of the rounds), and from the paired runs this process's CPU per repaint over raw's, repaints and"
-    " bytes sent per stream:",
+    " worst of the rounds), and from the paired runs the painting thread's CPU per repaint (µs, first tenth of"
+    " the answer's repaints → last tenth; it must not grow with the answer), repaints and bytes per stream:",
     "run | mode | path | streams x tokens | logprobs | decode ÷ raw | last paint lag ms | ≤ 50 ms"
     " | CPU µs per repaint | repaints per stream | KiB per stream",
 )
@@ -49,12 +49,12 @@ def _table(spec: tuple[str, str], rows: list[str]) -> list[str]:
     return [caption, "", f"| {header} |", "|" + "---|" * (header.count("|") + 1), *rows, ""]
 
 
-def _f(value: float | None, digits: int = 1, sign: bool = False) -> str:
+def fmt(value: float | None, digits: int = 1, sign: bool = False) -> str:
     return "-" if value is None else (f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}")
 
 
-def _iv(interval: tuple[float, float] | None, digits: int = 1, sign: bool = False) -> str:
-    return "" if interval is None else f" ({_f(interval[0], digits, sign)} to {_f(interval[1], digits, sign)})"
+def fmt_interval(interval: tuple[float, float] | None, digits: int = 1, sign: bool = False) -> str:
+    return "" if interval is None else f" ({fmt(interval[0], digits, sign)} to {fmt(interval[1], digits, sign)})"
 
 
 def verdict(ok: bool, interval: tuple[float, float] | None, limit: float) -> str:
@@ -64,14 +64,19 @@ def verdict(ok: bool, interval: tuple[float, float] | None, limit: float) -> str
 
 
 def _name(path: Path, result: Result) -> str:
-    load = f"load {_f(result.load_avg[0])}-{_f(result.load_avg[-1])}"
+    load = f"load {fmt(result.load_avg[0])}-{fmt(result.load_avg[-1])}"
     return f"`{path.stem}` ({result.device_name}, vLLM {result.versions.get('vllm', '?')}, {load})"
+
+
+def is_long(result: Result) -> bool:
+    """A long-answer run (``--logprobs both``, hundreds of tokens) goes to the long table whole."""
+    return any(c.logprobs or c.tokens >= 300 for c in result.cells)
 
 
 def cpu_rows(name: str, result: Result) -> list[str]:
     rows = []
     for c in result.cells:
-        if not c.pairs or c.tokens >= 300:
+        if not c.pairs or is_long(result):
             continue
         raw = c.raw("cpu_us_per_token") or 0.0
         extra, interval = c.extra("cpu_us_per_token")
@@ -80,9 +85,9 @@ def cpu_rows(name: str, result: Result) -> list[str]:
         decode = c.beside_median("decode_ratio")
         model = result.engine.get("model", "embedded")
         rows.append(
-            f"| {name} | {model} | {c.mode} | {c.path} | {c.streams}x{c.tokens} | {_f(c.raw('agg_tok_s'))} |"
-            f" {_f(speed, 3)}{_iv(speed_iv, 3)} | {_f(decode, 3)} | {_f(raw)} |"
-            f" {_f(extra, 1, True)}{_iv(interval, 1, True)}"
+            f"| {name} | {model} | {c.mode} | {c.path} | {c.streams}x{c.tokens} | {fmt(c.raw('agg_tok_s'))} |"
+            f" {fmt(speed, 3)}{fmt_interval(speed_iv, 3)} | {fmt(decode, 3)} | {fmt(raw)} |"
+            f" {fmt(extra, 1, True)}{fmt_interval(interval, 1, True)}"
             f" | {verdict(ok, interval, CPU_SLACK * raw) if c.path == 'api' else '-'} |"
         )
     return rows
@@ -91,21 +96,21 @@ def cpu_rows(name: str, result: Result) -> list[str]:
 def long_rows(name: str, result: Result) -> list[str]:
     rows = []
     for c in result.cells:
-        if c.tokens < 300 or not c.pairs:
+        if not c.pairs or not is_long(result):
             continue
         lag = c.beside_median("last_lag_ms")
         lags = [b.last_lag_ms for b in c.beside]
-        paint_cpu = c.cpu_us_per_paint()
+        paint_cpu = f"{fmt(c.value('paint_us_early'))} → {fmt(c.value('paint_us_late'))}"
         kib = (c.value("bytes_per_stream") or 0) / 1024
         rows.append(
             f"| {name} | {c.mode} | {c.path} | {c.streams}x{c.tokens} | {'yes' if c.logprobs else 'no'} |"
-            f" {_f(c.beside_median('decode_ratio'), 3)} |"
-            f" {_f(lag, 1, True)} (max {_f(max(lags, default=None), 1, True)}) |"
+            f" {fmt(c.beside_median('decode_ratio'), 3)} |"
+            f" {fmt(lag, 1, True)} (max {fmt(max(lags, default=None), 1, True)}) |"
             f" {'-' if lag is None else ('pass' if lag <= LAG_MS else '**miss**')} |"
             + (
                 " - | - | - |"
                 if c.path == "api"
-                else f" {_f(paint_cpu)} | {_f(c.value('paints_per_stream'), 0)} | {_f(kib)} |"
+                else f" {paint_cpu} | {fmt(c.value('paints_per_stream'), 0)} | {fmt(kib)} |"
             )
         )
     return rows
@@ -127,9 +132,9 @@ def startup_rows(name: str, result: Result) -> list[str]:
         ok_gap = raw is not None and ours is not None and ours <= raw + STARTUP_SLACK_S
         ok_goal = goal is not None and ours is not None and ours <= goal
         rows.append(
-            f"| {name} | {mode} | {_f(raw)} | {_f(ours)} | {'pass' if ok_gap else '**miss**'} |"
-            f" {_f(goal, 0)} s: {'pass' if ok_goal else '**miss**'} |"
-            f" {_f(cold.get('raw'))} / {_f(cold.get('vstream'))} |"
+            f"| {name} | {mode} | {fmt(raw)} | {fmt(ours)} | {'pass' if ok_gap else '**miss**'} |"
+            f" {fmt(goal, 0)} s: {'pass' if ok_goal else '**miss**'} |"
+            f" {fmt(cold.get('raw'))} / {fmt(cold.get('vstream'))} |"
             f" {phase_text(phases) if phases else '-'} | {levers or '-'} |"
         )
     return rows
@@ -147,8 +152,7 @@ def tables(paths: list[Path]) -> list[str]:
             notes.append(f"- {name}: {result.imports.line()}")
         notes += [f"- {name}: {note}" for note in result.notes]
         notes += [f"- {name}: {c.key}: {e}" for c in result.cells for e in c.errors[:2]]
-    out = _table(STARTUP, start) + _table(CPU, cpu) + _table(LONG, long)
-    return out + notes
+    return _table(STARTUP, start) + _table(CPU, cpu) + _table(LONG, long) + notes
 
 
 def main(argv: list[str] | None = None) -> int:

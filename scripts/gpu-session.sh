@@ -6,7 +6,9 @@
 #   startup        start-up to the first token in fresh processes, raw AsyncLLM vs vstream.engine(),
 #                  eager and CUDA graphs, cold and warm, the levers, and what importing vLLM costs
 #   cpu-token      CUDA graphs, 1/8/64 streams x 128 tokens, 10 rounds: API, magic, panel beside raw
-#   long           CUDA graphs, 1 and 8 streams x 2,000 tokens and 1 x 4,000, with and without the logprob view
+#   long           CUDA graphs, 1 x 100, 1 and 8 x 2,000 and 1 x 4,000 tokens, with and without the logprob view
+#   repaint        CUDA graphs, the magic and the panel at 1 x 100 and 1 x 4,000 tokens, with and without the
+#                  logprob view: the painting thread's CPU per repaint early and late in the answer
 #   import-probe   importing vLLM in a fresh interpreter, again, and two interpreters at once
 #   qwen-1p5b      a Qwen2-style 1.5B model of dummy weights: the API and vllm serve + openai beside raw
 #   memory-tests    tests/gpu/test_gpu_memory.py: the default engine's memory, sleep and the idle timer,
@@ -43,8 +45,12 @@ case "$stage" in
       --out "$OUT/$card-cpu-token.json" 2>&1 | tee "$OUT/$card-cpu-token.log"
     ;;
   long)
-    single python3 -m benchmarks.stream --device cuda --mode graphs --sizes 1x2000,8x2000,1x4000 --rounds 1 \
+    single python3 -m benchmarks.stream --device cuda --mode graphs --sizes 1x100,1x2000,8x2000,1x4000 --rounds 1 \
       --logprobs both --out "$OUT/$card-long.json" 2>&1 | tee "$OUT/$card-long.log"
+    ;;
+  repaint)
+    single python3 -m benchmarks.stream --device cuda --mode graphs --sizes 1x100,1x4000 --rounds 1 \
+      --paths magic,panel --logprobs both --out "$OUT/$card-repaint.json" 2>&1 | tee "$OUT/$card-repaint.log"
     ;;
   import-probe)
     single python3 -c "from benchmarks.startup import import_probe; print(import_probe().line())" \
@@ -52,7 +58,7 @@ case "$stage" in
     ;;
   qwen-1p5b)
     single python3 -m benchmarks.stream --device cuda --mode graphs --model qwen2-1.5b \
-      --sizes 1x128,8x128,64x128 --rounds 6 --paths api,server --out "$OUT/$card-qwen-1p5b.json" \
+      --sizes 1x128,8x128,64x128 --rounds 4 --paths api,server --out "$OUT/$card-qwen-1p5b.json" \
       2>&1 | tee "$OUT/$card-qwen-1p5b.log"
     ;;
   memory-tests)

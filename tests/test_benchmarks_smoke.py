@@ -67,6 +67,8 @@ def test_the_ui_paths_painted_exactly_the_streams_text_in_few_messages(result):
             assert run.final_matches is True, cell.key
             assert 1 <= run.paints_per_stream <= cell.tokens, cell.key  # never more than one per token
             assert run.bytes_per_stream > 0, cell.key
+            # the painting thread's CPU per repaint, early and late in the answer (recording comm)
+            assert run.paint_us_early and run.paint_us_early > 0 and run.paint_us_late and run.paint_us_late > 0
 
 
 def test_the_report_turns_the_records_into_the_readmes_tables(result, tmp_path):

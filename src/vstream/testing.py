@@ -19,6 +19,7 @@ import contextlib
 import html
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,12 +29,16 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Message:
-    """One message a widget sent: when, on which comm, its data and binary buffers."""
+    """One message a widget sent: when, on which comm, its data and binary buffers, and the
+    sending thread with its CPU time then (``time.thread_time``: what that thread spent between
+    two of its messages is the kernel's work for a repaint)."""
 
     t: float
     comm_id: str
     data: Any
     buffers: tuple[bytes, ...] = ()
+    thread: int = 0
+    cpu: float = 0.0
 
     @property
     def nbytes(self) -> int:
@@ -92,7 +97,8 @@ class RecordingComm:
             self.send(kwargs["data"], buffers=kwargs.get("buffers"))
 
     def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
-        self.log.messages.append(Message(time.perf_counter(), self.comm_id, data, tuple(buffers or ())))
+        now, thread, cpu = time.perf_counter(), threading.get_ident(), time.thread_time()
+        self.log.messages.append(Message(now, self.comm_id, data, tuple(buffers or ()), thread, cpu))
 
     def on_msg(self, callback: Any) -> None:
         pass
