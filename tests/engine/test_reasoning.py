@@ -93,7 +93,7 @@ if __name__ == "__main__":
     out = {}
     for budget in (None, 4, 12):
         extra = {} if budget is None else {"thinking_token_budget": budget}
-        s = host.stream(prompt, reasoning=True, temperature=0, max_tokens=60, **extra).wait(120)
+        s = host.stream(prompt, reasoning=True, temperature=0, max_tokens=30, **extra).wait(120)
         out[str(budget)] = [s.reasoning, s.text, s.metrics.reasoning_tokens, s.metrics.answer_tokens]
     print("RESULT " + json.dumps(out))
     vstream.shutdown()
