@@ -142,15 +142,19 @@ class Shown:
         except AssertionError:
             # Once in three fresh-clone runs a click in `marimo run` started nothing for 60 s (the
             # stop test's, after typing; no error line). A person clicks again; the tests say so.
-            seen = {cls: self.panel.locator(cls).all_inner_texts() for cls in (".vstream-error", ".vstream-status")}
-            print(f"\n{self.kind}: Generate's click started nothing in 15 s ({seen}); clicking again")
+            print(f"\n{self.kind}: Generate's click started nothing in 15 s ({self.lines()}); clicking again")
             button.click()
             try:
                 expect(button).to_be_disabled()
-            except AssertionError as exc:  # say what the panel showed: an error line, a status
-                shown = (".vstream-error", ".vstream-engine-status", ".vstream-status")
-                seen = {cls: self.panel.locator(cls).all_inner_texts() for cls in shown}
-                raise AssertionError(f"Generate started nothing, twice; the panel showed {seen}") from exc
+            except AssertionError as exc:
+                raise AssertionError(f"Generate started nothing, twice; the panel showed {self.lines()}") from exc
+
+    def lines(self) -> dict[str, list[str]]:
+        """What the panel says about itself: its error line, the engine's status, the answer's."""
+        return {
+            cls: self.panel.locator(cls).all_inner_texts()
+            for cls in (".vstream-error", ".vstream-engine-status", ".vstream-status")
+        }
 
     def wait_finished(self, timeout_ms: int = ENGINE_MS) -> str:
         expect(self.status).to_contain_text("finish:", timeout=timeout_ms)
