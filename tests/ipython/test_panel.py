@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from in_flight import InFlight
 from schemas import PERSON
 
 pytest.importorskip("anywidget")
@@ -263,14 +264,15 @@ def test_run_returns_the_streams_and_code_sets_the_settings(make_panel):
 def test_compare_mode_streams_its_columns_concurrently(make_panel, comm_log):
     panel = make_panel("Write a haiku about the sea.", columns=3, ignore_eos=True, max_tokens=40)
     assert [c.preset for c in panel.columns] == ["", "greedy", "creative"]
-    generate(panel)
+    with InFlight(panel.host) as seen:
+        generate(panel)
 
     streams = panel.streams
     assert len(streams) == 3 and all(s.metrics.tokens == 40 for s in streams)
     intervals = [(s.metrics.submitted_at, s.metrics.finished_at) for s in streams]
     # Every pair of [submitted, finished] intervals overlaps: all ran at the same time.
     assert max(start for start, _ in intervals) < min(end for _, end in intervals)
-    assert max(s.metrics.first_token_at for s in streams) < min(end for _, end in intervals)
+    assert seen.peak == 3
     assert streams[1].sampling["temperature"] == 0.0  # column 2 used its own (greedy) settings
     for i, stream in enumerate(streams):
         assert shown(comm_log, i) == stream.text == panel.results[i]["text"]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from in_flight import InFlight
 from vstream.panel import Panel
 from vstream.testing import record_widget_messages
 
@@ -21,18 +21,11 @@ def test_eight_panels_at_once(idle_host):
             Panel(f"Panel {i}, tell me a story:", host=idle_host, max_tokens=10 + 3 * i, ignore_eos=True)
             for i in range(8)
         ]
-        for panel in panels:
-            panel._handle_custom_msg({"action": "generate"}, [])  # the Generate button
-        # How many were in the engine at once, sampled while they run. (The streams' first-token
-        # times cannot show it: when this process falls behind on a loaded machine, vLLM merges a
-        # stream's deltas, and a whole answer can arrive as its first.)
-        in_flight = 0
-        deadline = time.monotonic() + 300
-        while not all(panel._worker.idle.is_set() for panel in panels) and time.monotonic() < deadline:
-            in_flight = max(in_flight, len(idle_host.running_streams()))
-            time.sleep(0.005)
-        for panel in panels:
-            panel.wait(300)
+        with InFlight(idle_host) as seen:
+            for panel in panels:
+                panel._handle_custom_msg({"action": "generate"}, [])  # the Generate button
+            for panel in panels:
+                panel.wait(300)
     for i, panel in enumerate(panels):
         (stream,) = panel.streams
         assert stream.finish_reason == "length" and len(stream.token_ids) == 10 + 3 * i
@@ -40,7 +33,7 @@ def test_eight_panels_at_once(idle_host):
         assert "".join(c["text"] for c in sent if c["type"] == "delta") == stream.text  # its own deltas only
         assert panel.results[0]["text"] == stream.text
         panel.close()
-    assert in_flight >= 4, in_flight  # they really ran together (one at a time would be 1)
+    assert seen.peak >= 4, seen.peak  # they really ran together (one at a time would be 1)
     assert idle_host.unfinished_requests() == 0
 
 
