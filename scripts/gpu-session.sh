@@ -11,6 +11,7 @@
 #                  logprob view: the painting thread's CPU per repaint early and late in the answer
 #   import-probe   importing vLLM in a fresh interpreter, again, and two interpreters at once
 #   qwen-1p5b      a Qwen2-style 1.5B model of dummy weights: the API and vllm serve + openai beside raw
+#   feeding-ab     the output handler feeding Streams (push) against a task per request (generate), A/B
 #   memory-tests    tests/gpu/test_gpu_memory.py: the default engine's memory, sleep and the idle timer,
 #                   16 kernels with default engines at once
 #   gpu-tests       tests/gpu on one GPU: engine memory, kernel shutdown/restart memory
@@ -60,6 +61,9 @@ case "$stage" in
     single python3 -m benchmarks.stream --device cuda --mode graphs --model qwen2-1.5b \
       --sizes 1x128,8x128,64x128 --rounds 4 --paths api,server --out "$OUT/$card-qwen-1p5b.json" \
       2>&1 | tee "$OUT/$card-qwen-1p5b.log"
+    ;;
+  feeding-ab)
+    single python3 scripts/feeding-ab.py 1x128,8x128,64x128 10 graphs 2>&1 | grep -v "it/s]" | tee "$OUT/$card-feeding-ab.log"
     ;;
   memory-tests)
     VSTREAM_RESULTS=$OUT single python3 -m pytest tests/gpu/test_gpu_memory.py -m gpu -p no:cacheprovider -q -s \

@@ -21,7 +21,8 @@ from .. import cpu_cores, ipc_folder, logs, memory, options, reasoning, spawning
 from ..config import EngineConfig, cpu_model
 from ..errors import EngineDeadError, EngineStartError, SamplingError
 from ..models import EMBEDDED_MODEL, embedded_dtype, resolve_model
-from ..streaming import CANCELLED, ERROR, Stream, TokenLogprob
+from ..streaming import CANCELLED, ERROR, Stream
+from . import feeding
 from .base import EngineInfo, Progress, PromptSpec, RenderedPrompt
 
 
@@ -266,24 +267,22 @@ class LocalBackend:
         return self._tokenizer.apply_chat_template(spec.messages(), tokenize=False, add_generation_prompt=True)
 
     async def run(self, stream: Stream, prompt: RenderedPrompt, sampling: dict[str, Any]) -> None:
-        want_logprobs = sampling.get("logprobs") is not None
+        collector = None
         try:
             self._split_reasoning(stream, prompt, sampling.get("reasoning"))
             # Inside the try: vLLM's own checks (SamplingParams.__post_init__) end the stream too.
             params = self._params(sampling)
             # Token ids, not text: the prompt was tokenized once already, to check it fits.
-            async for output in self._engine.generate(
-                {"prompt_token_ids": prompt.token_ids}, params, stream.request_id
-            ):
-                completion = output.outputs[0]
-                token_ids = list(completion.token_ids)
-                logprobs = _token_logprobs(completion.logprobs, token_ids) if want_logprobs else None
-                stream._feed(completion.text, token_ids, logprobs)
-                if output.finished:
-                    stream._finish(completion.finish_reason or "stop", stop_reason=completion.stop_reason)
+            ids = {"prompt_token_ids": prompt.token_ids}
+            collector = await self._engine.add_request(stream.request_id, ids, params)
+            await feeding.attach(collector, stream, logprobs=sampling.get("logprobs") is not None)
         except asyncio.CancelledError:
-            # generate() has already aborted the request in the engine before re-raising.
-            stream._finish(CANCELLED)
+            try:
+                if not stream.done:  # abort it in the engine, by vLLM's own id once it has one
+                    internal = collector is not None
+                    await self._engine.abort(collector.request_id if internal else stream.request_id, internal=internal)
+            finally:
+                stream._finish(CANCELLED)
         except self._vllm_dead_error:
             reason = self.dead_reason() or "see %vstream logs"
             died = EngineDeadError(f"the engine died during request {stream.request_id}: {reason}")
@@ -418,20 +417,6 @@ def _reap(pids: list[int], timeout: float = 10.0) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(alive, timeout=5)
-
-
-def _token_logprobs(positions: Any, token_ids: list[int]) -> list[TokenLogprob]:
-    out = []
-    for token_id, position in zip(token_ids, positions or (), strict=False):
-        if not position:
-            continue
-        chosen = position.get(token_id)
-        ranked = sorted(position.items(), key=lambda item: item[1].rank if item[1].rank is not None else 1 << 30)
-        top = tuple((entry.decoded_token or "", float(entry.logprob)) for _tid, entry in ranked)
-        if chosen is None:
-            continue
-        out.append(TokenLogprob(chosen.decoded_token or "", float(chosen.logprob), top))
-    return out
 
 
 def _device_name(device: str) -> str:
