@@ -7,11 +7,11 @@ an engine error, and a feeder that must never raise into vLLM's output handler.
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 
 import pytest
 
+from loops import run_on_a_fresh_loop
 from vstream.backends import feeding
 from vstream.streaming import CANCELLED, Stream
 
@@ -38,7 +38,8 @@ def output(text, ids, finished=False, reason=None):
 
 
 def run(body):
-    return asyncio.run(body())
+    # Not asyncio.run here: in the whole suite this thread already runs Playwright's loop.
+    return run_on_a_fresh_loop(body, timeout=10)
 
 
 def test_an_output_put_before_the_hand_over_is_fed_first():
