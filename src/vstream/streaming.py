@@ -5,6 +5,10 @@ the kernel's loop, a widget refresher thread) each keep their own position, so s
 can follow one stream. Appending costs a lock and a notify per output: nothing is rendered on
 the engine's thread, and readers on other event loops are woken once per engine-loop step, not
 once per stream (64 streams would otherwise cost 64 cross-thread wake-ups per token).
+
+A reader that waits does so on a gate of its own (a lock it holds, which the feeding thread
+releases), not on a ``threading.Condition``: the reader wakes after an engine step of idleness,
+when its caches are cold, and every Python frame on that path costs; a gate's wake is one C call.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ ERROR = "error"
 FINISH = "finish"
 
 Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]  # an `async for` waiting for text
+Gate = Any  # a threading.Lock held by a waiting thread; a feed releases it (lock types have no public name)
+PARK_S = 0.25  # the longest a waiting thread sleeps before it looks again: keeps it interruptible
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,10 +87,10 @@ class Stream:
             self._splitter = ThinkSplitter(inside=starts_inside(prompt))
         self._token_ids: list[int] = []
         self._logprobs: list[TokenLogprob] | None = [] if sampling.get("logprobs") is not None else None
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._done = threading.Event()
         self._async_waiters: list[Waiter] = []
-        self._sync_waiting = 0  # threads blocked on _changed (plain ``for`` readers, refreshers)
+        self._gates: list[Gate] = []  # threads waiting for a change (plain ``for`` readers, refreshers)
         self._canceller: Callable[[], None] | None = None
         self.version = 0  # bumps on every change; refreshers compare it to skip idle repaints
 
@@ -99,7 +105,7 @@ class Stream:
 
     def _feed(self, text: str, token_ids: list[int], logprobs: list[TokenLogprob] | None) -> None:
         now = time.perf_counter()
-        with self._changed:
+        with self._lock:
             if token_ids:
                 if self.metrics.first_token_at is None:
                     self.metrics.first_token_at = now
@@ -118,9 +124,9 @@ class Stream:
                 self._logprobs.extend(logprobs)
             self.version += 1
             waiters, self._async_waiters = self._async_waiters, []
-            blocked = self._sync_waiting > 0
-        if blocked or waiters:
-            _wake_soon(self if blocked else None, waiters)
+            gates, self._gates = self._gates, []
+        if gates or waiters:
+            _wake_soon(gates, waiters)
 
     def _split(self, pieces: list[tuple[str, str]], tokens: int, now: float) -> None:
         """Route split text to the reasoning or the answer, and count its tokens (held: lock)."""
@@ -144,7 +150,7 @@ class Stream:
             metrics.last_reasoning_at = now
 
     def _finish(self, reason: str, *, stop_reason: str | int | None = None, error: BaseException | None = None) -> None:
-        with self._changed:
+        with self._lock:
             if self._done.is_set():
                 return
             if self._splitter is not None:
@@ -156,9 +162,9 @@ class Stream:
             self.metrics.finished_at = time.perf_counter()
             self.version += 1
             self._done.set()
-            self._changed.notify_all()
             waiters, self._async_waiters = self._async_waiters, []
-        _wake_soon(None, waiters)
+            gates, self._gates = self._gates, []
+        _wake_soon(gates, waiters)
 
     # --- read by anyone ------------------------------------------------------------------------
 
@@ -230,12 +236,24 @@ class Stream:
     def wait_changed(self, since: int, timeout: float | None = None) -> bool:
         """Block up to ``timeout`` seconds until ``version`` differs from ``since`` (new text, or
         the end); True if it did. Never raises."""
-        with self._changed:
-            self._sync_waiting += 1
-            try:
-                return self._changed.wait_for(lambda: self.version != since, timeout)
-            finally:
-                self._sync_waiting -= 1
+        deadline = None if timeout is None else time.monotonic() + timeout
+        gate = _held_gate()
+        while self.version == since:
+            left = PARK_S if deadline is None else min(PARK_S, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            self._park(gate, lambda: self.version == since, left)
+        return True
+
+    def _park(self, gate: Gate, idle: Callable[[], bool], timeout: float) -> None:
+        """Sleep on ``gate`` (held by this thread) until a change releases it, if ``idle()``
+        still holds once registered; a spurious or timed-out wake is fine: callers look again."""
+        with self._lock:
+            if not idle():
+                return
+            if gate not in self._gates:
+                self._gates.append(gate)
+        gate.acquire(True, timeout)
 
     def cancel(self, wait: bool = True, timeout: float = 5.0) -> None:
         """Abort the request in the engine; the text so far is kept."""
@@ -258,20 +276,15 @@ class Stream:
         return Events(self)
 
     def _follow(self, items: list[Any], raise_error: bool = False) -> Iterator[Any]:
-        index, changed, done = 0, self._changed, self._done
+        index, done, gate = 0, self._done, _held_gate()
+        idle = lambda: index >= len(items) and not done.is_set()  # noqa: E731 (read at each wake)
         try:
             while True:
-                with changed:
-                    if index >= len(items) and not done.is_set():
-                        self._sync_waiting += 1
-                        try:
-                            while index >= len(items) and not done.is_set():
-                                # A timeout keeps the wait interruptible by signals on every platform.
-                                changed.wait(0.25)
-                        finally:
-                            self._sync_waiting -= 1
-                    pending = items[index:]
-                    finished = done.is_set()
+                while idle():
+                    self._park(gate, idle, PARK_S)
+                # The finish is set after the last item is appended, under the lock: read it first.
+                finished = done.is_set()
+                pending = items[index:]
                 index += len(pending)
                 yield from pending
                 if finished and index >= len(items):
@@ -293,7 +306,7 @@ class Stream:
                 if self._done.is_set() and index >= len(items):
                     break
                 future: asyncio.Future[None] = loop.create_future()
-                with self._changed:
+                with self._lock:
                     if index >= len(items) and not self._done.is_set():
                         self._async_waiters.append((loop, future))
                     else:
@@ -308,12 +321,12 @@ class Stream:
     def read_from(self, answer: int, reasoning: int, logprobs: int) -> tuple[list[str], list[str], list[TokenLogprob]]:
         """The answer deltas, reasoning deltas and token logprobs after these counts of each,
         read together: a view that follows the stream pays for what is new, not the whole answer."""
-        with self._changed:
+        with self._lock:
             return self._deltas[answer:], self._reasoning[reasoning:], (self._logprobs or [])[logprobs:]
 
     def snapshot(self) -> tuple[int, str, bool]:
         """(version, text, done) read consistently, for refreshers."""
-        with self._changed:
+        with self._lock:
             return self.version, "".join(self._deltas), self._done.is_set()
 
     def __repr__(self) -> str:
@@ -342,8 +355,8 @@ def _as_event(item: Event | str) -> Event:
 _feeding = threading.local()  # the waiters gathered during this step of the feeding thread's loop
 
 
-def _wake_soon(blocked: Stream | None, waiters: list[Waiter]) -> None:
-    """Wake readers after the feeding loop's current step: threads blocked on ``blocked``, and
+def _wake_soon(gates: list[Gate], waiters: list[Waiter]) -> None:
+    """Wake readers after the feeding loop's current step: the waiting threads' ``gates``, and
     async readers with one hand-off per reader loop.
 
     All streams of one engine step are fed in one iteration of the engine's loop; flushing on
@@ -356,29 +369,35 @@ def _wake_soon(blocked: Stream | None, waiters: list[Waiter]) -> None:
     try:
         feeding_loop = asyncio.get_running_loop()
     except RuntimeError:
-        if blocked is not None:
-            _notify([blocked])
+        _open(gates)
         _wake(waiters)
         return
     pending = getattr(_feeding, "pending", None)
     if pending is None:
         _feeding.pending = pending = ([], [])
         feeding_loop.call_soon(_flush)
-    if blocked is not None:
-        pending[0].append(blocked)
+    pending[0].extend(gates)
     pending[1].extend(waiters)
 
 
 def _flush() -> None:
-    (blocked, waiters), _feeding.pending = _feeding.pending, None
-    _notify(blocked)
+    (gates, waiters), _feeding.pending = _feeding.pending, None
+    _open(gates)
     _wake(waiters)
 
 
-def _notify(streams: list[Stream]) -> None:
-    for stream in streams:
-        with stream._changed:
-            stream._changed.notify_all()
+def _held_gate() -> Gate:
+    gate = threading.Lock()
+    gate.acquire()
+    return gate
+
+
+def _open(gates: list[Gate]) -> None:
+    for gate in gates:
+        try:
+            gate.release()
+        except RuntimeError:  # already open: a wake that came after its thread timed out and went on
+            pass
 
 
 def _wake(waiters: list[Waiter]) -> None:

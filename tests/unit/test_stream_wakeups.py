@@ -102,3 +102,65 @@ def test_feeding_from_a_plain_thread_wakes_readers_at_once():
 
 async def _collect(stream: Stream) -> str:
     return "".join([piece async for piece in stream])
+
+
+# --- threads that wait (a plain ``for`` in a cell, the refreshers' wait_changed) -------------------
+
+
+def _read_in_thread(stream: Stream, out: list[str]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: out.append("".join(stream)), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_threads_reading_one_stream_each_get_every_delta_fed_from_a_loop():
+    feeder = FeedingLoop()
+    stream = _streams(1)[0]
+    texts: list[str] = []
+    readers = [_read_in_thread(stream, texts) for _ in range(3)]
+    try:
+        for token in "abcdef":
+            feeder.step(lambda t=token: stream._feed(t, [7], None))
+        feeder.step(lambda: stream._finish("length"))
+        for reader in readers:
+            reader.join(5)
+        assert texts == ["abcdef"] * 3
+    finally:
+        feeder.close()
+
+
+def test_a_thread_parked_past_its_timeout_still_wakes_on_the_next_delta():
+    # A parked reader looks again every PARK_S seconds and stays registered; a wake that comes
+    # after it timed out must neither be lost nor raise in the feeding thread (its gate is open).
+    feeder = FeedingLoop()
+    stream = _streams(1)[0]
+    texts: list[str] = []
+    reader = _read_in_thread(stream, texts)
+    try:
+        threading.Event().wait(0.6)  # two timeouts
+        assert len(stream._gates) == 1, "the parked reader registered its gate once"
+        feeder.step(lambda: stream._feed("a", [7], None))
+        feeder.step(lambda: stream._feed("b", [7], None))
+        feeder.step(lambda: stream._finish("length"))
+        reader.join(5)
+        assert texts == ["ab"]
+    finally:
+        feeder.close()
+
+
+def test_wait_changed_returns_at_a_change_and_times_out_without_one():
+    feeder = FeedingLoop()
+    stream = _streams(1)[0]
+    try:
+        assert stream.wait_changed(stream.version, timeout=0.05) is False
+        seen = stream.version
+        woke: list[bool] = []
+        waiter = threading.Thread(target=lambda: woke.append(stream.wait_changed(seen, timeout=5)), daemon=True)
+        waiter.start()
+        threading.Event().wait(0.05)
+        feeder.step(lambda: stream._feed("a", [7], None))
+        waiter.join(5)
+        assert woke == [True] and stream.version == seen + 1
+        assert stream.wait_changed(seen, timeout=0) is True  # already changed: no wait
+    finally:
+        feeder.close()
