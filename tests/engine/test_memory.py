@@ -7,6 +7,7 @@ import pytest
 
 import vstream
 from vstream import memory
+from vstream.config import detect_device
 
 pytestmark = pytest.mark.engine
 
@@ -23,7 +24,10 @@ def test_default_engine_holds_weights_and_a_notebook_sized_kv_budget(host):
     assert info.full_context_streams == info.kv_cache_tokens // info.max_model_len >= 1
     engine_args = host._backend._engine_kwargs(info.model_path)
     assert engine_args["kv_cache_memory_bytes"] == info.kv_cache_bytes
-    assert "gpu_memory_utilization" not in engine_args  # no share of anything on a CPU
+    if info.device == "cpu":
+        assert "gpu_memory_utilization" not in engine_args  # no share of anything on a CPU
+    else:  # only what vLLM's start-up check needs free (memory.gpu_share), never its default 0.9
+        assert 0.02 <= engine_args["gpu_memory_utilization"] < 0.9
 
 
 def test_status_says_weights_kv_tokens_and_full_context_streams(host):
@@ -39,6 +43,7 @@ def _sizes(host) -> str:
     return "weights 0.50 GiB + KV 2.83 GiB" if wide else "weights 0.25 GiB + KV 1.42 GiB"
 
 
+@pytest.mark.skipif(detect_device() != "cpu", reason="on a GPU sleep works: tests/gpu/test_gpu_memory.py")
 def test_sleep_on_cpu_says_why_not_and_the_engine_keeps_serving(idle_host):
     with pytest.raises(vstream.SleepUnavailableError, match="sleep mode needs a GPU: vLLM's CPU backend has none"):
         idle_host.sleep()

@@ -92,6 +92,7 @@ class LocalBackend:
                 ipc_folder.sockets_in(self._ipc_folder),
                 spawning.engine_children(None if self.verbose else logs.log_file()),
                 self._own_cores(),
+                _model_runner_for(kwargs),
             ):
                 self._engine = AsyncLLM.from_engine_args(args)
         except Exception as exc:
@@ -364,6 +365,26 @@ class LocalBackend:
             gc.collect()
         _reap(self._pids)
         self._release_cores()
+
+
+V2_RUNNER = "VLLM_USE_V2_MODEL_RUNNER"
+
+
+@contextlib.contextmanager
+def _model_runner_for(engine_kwargs: dict[str, Any]) -> Any:
+    """An engine with a ``reasoning_config`` (it exists for ``thinking_token_budget``) gets vLLM's
+    V1 model runner: vLLM 0.26's V2 runner, its default on CUDA for most models, refuses every
+    request that sets a budget. vLLM reads the switch while AsyncLLM is built (the kernel's input
+    processor keeps it) and in the EngineCore, which takes the environment at its start. A
+    ``VLLM_USE_V2_MODEL_RUNNER`` set by the user is left as it is."""
+    if engine_kwargs.get("reasoning_config") is None or V2_RUNNER in os.environ:
+        yield
+        return
+    os.environ[V2_RUNNER] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop(V2_RUNNER, None)
 
 
 def _structured_outputs(sampling_params: type, constraint: dict[str, Any]) -> dict[str, Any]:
