@@ -6,6 +6,9 @@
 #   startup        start-up to the first token in fresh processes, raw AsyncLLM vs vstream.engine(),
 #                  eager and CUDA graphs, cold and warm, the levers, and what importing vLLM costs
 #   cpu-token      CUDA graphs, 1/8/64 streams x 128 tokens, 10 rounds: API, magic, panel beside raw
+#   cpu-token-api  the same for the API alone, 20 rounds (a narrower interval)
+#   startup-eager  warm eager starts only, raw AsyncLLM vs vstream.engine(), 4 rounds (run after a
+#                  stage that started an engine, so the model is converted and the caches are warm)
 #   long           CUDA graphs, 1 x 100, 1 and 8 x 2,000 and 1 x 4,000 tokens, with and without the logprob view
 #   repaint        CUDA graphs, the magic and the panel at 1 x 100 and 1 x 4,000 tokens, with and without the
 #                  logprob view: the painting thread's CPU per repaint early and late in the answer
@@ -44,6 +47,14 @@ case "$stage" in
   cpu-token)
     single python3 -m benchmarks.stream --device cuda --mode graphs --sizes 1x128,8x128,64x128 --rounds 10 \
       --out "$OUT/$card-cpu-token.json" 2>&1 | tee "$OUT/$card-cpu-token.log"
+    ;;
+  cpu-token-api)
+    single python3 -m benchmarks.stream --device cuda --mode graphs --sizes 1x128,8x128,64x128 --rounds 20 \
+      --paths api --out "$OUT/$card-cpu-token-api.json" 2>&1 | tee "$OUT/$card-cpu-token-api.log"
+    ;;
+  startup-eager)
+    single python3 -m benchmarks.startup --device cuda --modes eager --rounds 4 --no-cold \
+      --out "$OUT/$card-startup-eager.json" 2>&1 | tee "$OUT/$card-startup-eager.log"
     ;;
   long)
     single python3 -m benchmarks.stream --device cuda --mode graphs --sizes 1x100,1x2000,8x2000,1x4000 --rounds 1 \
