@@ -122,11 +122,11 @@ class Stream:
                 self._split(self._splitter.feed(text, token_ids), len(token_ids), now)
             if logprobs and self._logprobs is not None:
                 self._logprobs.extend(logprobs)
+            first = self.version == 0
             self.version += 1
-            waiters, self._async_waiters = self._async_waiters, []
-            gates, self._gates = self._gates, []
-        if gates or waiters:
-            _wake_soon(gates, waiters)
+            waiting = bool(self._async_waiters or self._gates)
+        if waiting:
+            _wake_soon(self, urgent=first)
 
     def _split(self, pieces: list[tuple[str, str]], tokens: int, now: float) -> None:
         """Route split text to the reasoning or the answer, and count its tokens (held: lock)."""
@@ -162,9 +162,13 @@ class Stream:
             self.metrics.finished_at = time.perf_counter()
             self.version += 1
             self._done.set()
-            waiters, self._async_waiters = self._async_waiters, []
+        _wake_soon(self, urgent=True)
+
+    def _take_waiting(self) -> tuple[list[Gate], list[Waiter]]:
+        with self._lock:
             gates, self._gates = self._gates, []
-        _wake_soon(gates, waiters)
+            waiters, self._async_waiters = self._async_waiters, []
+        return gates, waiters
 
     # --- read by anyone ------------------------------------------------------------------------
 
@@ -352,36 +356,79 @@ def _as_event(item: Event | str) -> Event:
     return Event(ANSWER, item) if isinstance(item, str) else item
 
 
-_feeding = threading.local()  # the waiters gathered during this step of the feeding thread's loop
+WAKE_EVERY_S = 0.01  # readers on other threads are woken at most this often, but see _wake_soon
+_feeding = threading.local()  # the feeding thread's readers to wake (a _Wakes)
 
 
-def _wake_soon(gates: list[Gate], waiters: list[Waiter]) -> None:
-    """Wake readers after the feeding loop's current step: the waiting threads' ``gates``, and
-    async readers with one hand-off per reader loop.
+def _wake_soon(stream: Stream, *, urgent: bool) -> None:
+    """Wake the readers waiting on ``stream``: soon, together with every other stream's readers,
+    one hand-off per reader loop and one release per waiting thread.
 
-    All streams of one engine step are fed in one iteration of the engine's loop; flushing on
-    the next iteration wakes each reader once for all of them, when the engine's thread is
-    about to wait for the next step and so lets go of the GIL. Woken at once (measured with a
-    loop thread that works on after a feed, as vLLM's does), a reader thread fought that thread
-    for the GIL: 48-79 us per step over raw against 37-39 deferred. Outside an event loop (a
-    shutdown from another thread) the readers are woken at once.
+    All streams of one engine step are fed in one iteration of the engine's loop, and the wake
+    waits for the next iteration, when the engine's thread is about to wait for the next step and
+    lets go of the GIL (woken at once, a reader thread fought it for the GIL: 48-79 us per step
+    over raw against 37-39 deferred). Each wake costs the reader a thread switch with cold caches
+    (here: 50-58 us for a bare lock; its 8 tasks at 8 streams: ~100 us a step on an H200 host),
+    so on a GPU, whose steps take 2-3 ms, readers are woken at most every WAKE_EVERY_S, taking
+    the deltas of several steps at once, which a person watching cannot tell apart. A stream's
+    first delta and its end wake at once (time to first token, and the last paint). Outside an
+    event loop (a shutdown from another thread) the stream's readers are woken at once.
     """
     try:
-        feeding_loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
-        _open(gates)
-        _wake(waiters)
+        _wake_now(stream._take_waiting())
         return
-    pending = getattr(_feeding, "pending", None)
-    if pending is None:
-        _feeding.pending = pending = ([], [])
-        feeding_loop.call_soon(_flush)
-    pending[0].extend(gates)
-    pending[1].extend(waiters)
+    wakes = getattr(_feeding, "wakes", None)
+    if wakes is None or wakes.loop is not loop:
+        if wakes is not None:  # this thread's previous loop: wake its readers now
+            wakes.flush()
+        _feeding.wakes = wakes = _Wakes(loop)
+    wakes.add(stream, urgent)
 
 
-def _flush() -> None:
-    (gates, waiters), _feeding.pending = _feeding.pending, None
+class _Wakes:
+    """The streams fed on one loop whose readers are still to be woken. Their waiters stay
+    registered on each stream until the flush takes them, so a stream's end wakes them even if
+    this loop stops with a flush pending."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.streams: dict[int, Stream] = {}
+        self.last = -WAKE_EVERY_S  # loop time of the last flush
+        self.soon = False  # a flush is queued for the next iteration
+        self.timer: asyncio.TimerHandle | None = None  # the latest a held wake waits
+
+    def add(self, stream: Stream, urgent: bool) -> None:
+        self.streams[id(stream)] = stream
+        if self.soon:
+            return
+        if urgent or self.loop.time() - self.last >= WAKE_EVERY_S:
+            self.soon = True
+            self.loop.call_soon(self.flush)
+        elif self.timer is None:
+            # Held: a feed after WAKE_EVERY_S flushes it (usually the next step's); this timer
+            # only bounds the wait when no feed comes (a stall, a long prefill beside it).
+            self.timer = self.loop.call_at(self.last + 2 * WAKE_EVERY_S, self.flush)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.soon = False
+        self.last = self.loop.time()
+        streams, self.streams = self.streams, {}
+        gates: list[Gate] = []
+        waiters: list[Waiter] = []
+        for stream in streams.values():
+            more_gates, more_waiters = stream._take_waiting()
+            gates += more_gates
+            waiters += more_waiters
+        _wake_now((gates, waiters))
+
+
+def _wake_now(waiting: tuple[list[Gate], list[Waiter]]) -> None:
+    gates, waiters = waiting
     _open(gates)
     _wake(waiters)
 

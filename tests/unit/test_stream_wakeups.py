@@ -164,3 +164,122 @@ def test_wait_changed_returns_at_a_change_and_times_out_without_one():
         assert stream.wait_changed(seen, timeout=0) is True  # already changed: no wait
     finally:
         feeder.close()
+
+
+# --- steps faster than WAKE_EVERY_S (a GPU's 2-3 ms): readers woken at most that often -----------
+
+
+def _feed_steps(feeder: FeedingLoop, streams: list[Stream], steps: int, every_s: float) -> None:
+    """``steps`` engine steps on the feeding loop, ``every_s`` apart, each feeding every stream."""
+
+    async def run() -> None:
+        for step in range(steps):
+            for stream in streams:
+                stream._feed(f"{step} ", [7], None)
+            await asyncio.sleep(every_s)
+
+    asyncio.run_coroutine_threadsafe(run(), feeder.loop).result(30)
+
+
+def test_fast_steps_wake_a_reader_loop_at_most_every_wake_interval_and_lose_nothing():
+    from vstream.streaming import WAKE_EVERY_S
+
+    feeder = FeedingLoop()
+    streams = _streams(8)
+    steps, every_s = 100, 0.001
+    got: list[list[str]] = [[] for _ in streams]
+
+    async def read(stream: Stream, into: list[str]) -> None:
+        async for piece in stream:
+            into.append(piece)
+
+    async def read_all() -> tuple[int, float, list[int]]:
+        loop = asyncio.get_running_loop()
+        wakeups = 0
+        original = loop.call_soon_threadsafe
+
+        def counting(*args, **kwargs):
+            nonlocal wakeups
+            wakeups += 1
+            return original(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        readers = [asyncio.ensure_future(read(s, into)) for s, into in zip(streams, got, strict=True)]
+        await asyncio.sleep(0.05)
+        started = loop.time()
+        await asyncio.to_thread(_feed_steps, feeder, streams, steps, every_s)
+        took = loop.time() - started
+        await asyncio.sleep(3 * WAKE_EVERY_S)  # the last steps' held wake comes by its timer
+        read_before_the_end = [len(into) for into in got]
+        counted = wakeups
+        await asyncio.to_thread(feeder.step, lambda: [s._finish("length") for s in streams])
+        await asyncio.wait_for(asyncio.gather(*readers), 5)
+        return counted, took, read_before_the_end
+
+    try:
+        wakeups, took, read_before_the_end = run_on_a_fresh_loop(read_all, timeout=60)
+    finally:
+        feeder.close()
+    assert got == [[f"{i} " for i in range(steps)]] * len(streams)
+    assert read_before_the_end == [steps] * len(streams), "a held wake waited for the streams' end"
+    # One wake per WAKE_EVERY_S of feeding (the first step's at once), and to_thread's hand-back;
+    # one per step (100 or more) would mean no coalescing at all.
+    ceiling = took / WAKE_EVERY_S + 4
+    assert wakeups <= ceiling, f"{wakeups} reader-loop wake-ups in {took * 1e3:.0f} ms of 1 ms steps"
+
+
+def test_a_streams_first_delta_and_its_end_reach_its_reader_at_once(monkeypatch):
+    # An async reader (a waiting thread would also find held text when its PARK_S wait runs out).
+    from vstream import streaming
+
+    monkeypatch.setattr(streaming, "WAKE_EVERY_S", 5.0)  # a held wake would take 5-10 s
+    feeder = FeedingLoop()
+    stream, other = _streams(2)
+
+    async def scenario() -> list[tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        seen: list[tuple[str, float]] = []
+
+        async def read() -> None:
+            async for delta in stream:
+                seen.append((delta, loop.time()))
+
+        readers = [asyncio.ensure_future(read()), asyncio.ensure_future(_collect(other))]
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(feeder.step, lambda: other._feed("x", [7], None))  # a flush just happened...
+        fed = loop.time()
+        await asyncio.to_thread(feeder.step, lambda: stream._feed("first", [7], None))  # ...yet this goes at once
+        while not seen and loop.time() - fed < 3:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(feeder.step, lambda: stream._feed("middle", [7], None))  # held: 5 s
+        ended = loop.time()
+        await asyncio.to_thread(feeder.step, lambda: stream._finish("length"))  # wakes at once, with it
+        await asyncio.wait_for(readers[0], 3)
+        other._finish("length")
+        await asyncio.wait_for(readers[1], 3)
+        return [(delta, at - (fed if delta == "first" else ended)) for delta, at in seen]
+
+    try:
+        seen = run_on_a_fresh_loop(scenario, timeout=30)
+    finally:
+        feeder.close()
+    assert [delta for delta, _ in seen] == ["first", "middle"]
+    assert all(after < 1.0 for _, after in seen), seen
+
+
+def test_a_wake_held_when_the_feeding_loop_stops_is_given_by_the_streams_end():
+    # Engine shutdown: the loop stops with a held wake; the streams are then ended from the
+    # caller's thread, and their readers must not wait forever.
+    feeder = FeedingLoop()
+    stream = _streams(1)[0]
+    texts: list[str] = []
+    reader = _read_in_thread(stream, texts)
+    try:
+        threading.Event().wait(0.05)
+        feeder.step(lambda: stream._feed("a", [7], None))  # first: at once
+        feeder.step(lambda: stream._feed("b", [7], None))  # held (within WAKE_EVERY_S)
+    finally:
+        feeder.close()
+    stream._finish("cancelled")
+    reader.join(2)
+    assert texts == ["ab"]
