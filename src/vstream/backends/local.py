@@ -274,8 +274,8 @@ class LocalBackend:
             # Inside the try: vLLM's own checks (SamplingParams.__post_init__) end the stream too.
             params = self._params(sampling)
             # Token ids, not text: the prompt was tokenized once already, to check it fits.
-            ids = {"prompt_token_ids": prompt.token_ids}
-            collector = await self._engine.add_request(stream.request_id, ids, params)
+            engine_prompt = {"prompt_token_ids": prompt.token_ids}
+            collector = await self._engine.add_request(stream.request_id, engine_prompt, params)
             await feeding.attach(collector, stream, logprobs=sampling.get("logprobs") is not None)
         except asyncio.CancelledError:
             try:
