@@ -2,9 +2,10 @@
 
 The engine's loop thread appends deltas; readers (a ``for`` loop in a cell, an ``async for`` on
 the kernel's loop, a widget refresher thread) each keep their own position, so several readers
-can follow one stream. Appending costs a lock and a notify per output: nothing is rendered on
-the engine's thread, and readers on other event loops are woken once per engine-loop step, not
-once per stream (64 streams would otherwise cost 64 cross-thread wake-ups per token).
+can follow one stream. Appending costs a lock per output: nothing is rendered on the engine's
+thread, and readers on other threads are woken once per engine-loop step (at most every
+WAKE_EVERY_S), not once per stream (64 streams would otherwise cost 64 cross-thread wake-ups per
+token).
 
 A reader that waits does so on a gate of its own (a lock it holds, which the feeding thread
 releases), not on a ``threading.Condition``: the reader wakes after an engine step of idleness,
